@@ -1,0 +1,44 @@
+//! `tracr-opt convert`: write a program in the JSON interchange format.
+
+use super::{write_atomic, ProgramArgs};
+use crate::diagnostic::{Error, Result};
+use crate::rasp::json::to_json;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Target {
+    Json,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub program: ProgramArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub to: Target,
+    /// Write here instead of standard output.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: ConvertArgs) -> Result<()> {
+    let p = args.program.load()?;
+    let settings = args.program.settings(&p)?;
+    let text = match args.to {
+        Target::Json => to_json(&p, Some(&settings))?,
+    };
+    match args.out {
+        Some(path) => {
+            if path.is_dir() {
+                return Err(Error::usage(format!("{} is a directory", path.display())));
+            }
+            write_atomic(&path, text.as_bytes())
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The `tracr-opt` command line. Each subcommand lives in its own module; this
+//! one holds the argument types they share.
+
+mod convert;
+mod eval;
+mod list;
+
+use crate::diagnostic::{Error, Result};
+use crate::rasp::load::load;
+use crate::rasp::{Program, Settings};
+use crate::value::Value;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tracr-opt",
+    version,
+    about = "Compile RASP programs into the exact weights of a transformer",
+    long_about = "tracr-opt compiles RASP programs (the language of DeepMind's Tracr) into the \
+weights of a decoder-only transformer, and checks every model against the RASP interpreter.\n\n\
+A PROGRAM is the name of a bundled program (see `tracr-opt list`), a .rasp file or a .json file.",
+    after_help = "Examples:\n  tracr-opt list\n  tracr-opt eval reverse --input \"a b c\"\n  tracr-opt convert my_program.rasp --to json -o my_program.json"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the bundled programs with their default settings.
+    List(list::ListArgs),
+    /// Run a program in the RASP interpreter on one input.
+    Eval(eval::EvalArgs),
+    /// Convert a program to the JSON interchange format.
+    Convert(convert::ConvertArgs),
+}
+
+/// Which program, and the settings that override its own.
+#[derive(Args, Clone, Debug)]
+pub struct ProgramArgs {
+    /// A bundled program name, a .rasp file or a .json file.
+    pub program: String,
+    /// Vocabulary, e.g. "a b c" or "1,2,3" (numbers become ints/floats, True/False bools).
+    #[arg(long)]
+    pub vocab: Option<String>,
+    /// Longest input the model must handle.
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Causal attention: each position sees only itself and earlier positions.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub causal: Option<bool>,
+    /// Use this top-level variable of a .rasp program as the output.
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
+}
+
+impl ProgramArgs {
+    pub fn load(&self) -> Result<Program> {
+        load(&self.program, self.output.as_deref())
+    }
+
+    /// The program's own settings, overridden by the flags given.
+    pub fn settings(&self, p: &Program) -> Result<Settings> {
+        let own = p.settings.clone();
+        let vocab = match &self.vocab {
+            Some(v) => parse_vocab(v)?,
+            None => own.as_ref().map(|s| s.vocab.clone()).ok_or_else(|| {
+                Error::usage(format!("{} declares no vocab: pass --vocab", self.program))
+            })?,
+        };
+        let max_seq_len = match self.max_seq_len {
+            Some(0) => return Err(Error::usage("--max-seq-len must be at least 1")),
+            Some(n) => n,
+            None => own.as_ref().map(|s| s.max_seq_len).ok_or_else(|| {
+                Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.program))
+            })?,
+        };
+        let causal = self.causal.unwrap_or(own.map(|s| s.causal).unwrap_or(false));
+        Ok(Settings { vocab, max_seq_len, causal })
+    }
+}
+
+/// A token typed on the command line, read as Python would read a literal.
+pub fn parse_token(s: &str) -> Value {
+    if let Ok(i) = s.parse::<i64>() {
+        return Value::Int(i);
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        if s.chars().any(|c| c.is_ascii_digit()) {
+            return Value::Float(f);
+        }
+    }
+    match s {
+        "True" => Value::Bool(true),
+        "False" => Value::Bool(false),
+        _ => Value::Str(s.to_string()),
+    }
+}
+
+fn split_list(s: &str) -> Vec<&str> {
+    s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).collect()
+}
+
+pub fn parse_vocab(s: &str) -> Result<Vec<Value>> {
+    let mut v: Vec<Value> = split_list(s).into_iter().map(parse_token).collect();
+    if v.is_empty() {
+        return Err(Error::usage("--vocab is empty"));
+    }
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+/// Reads an input sequence given as space-separated tokens, checked against the vocab.
+pub fn parse_input(s: &str, settings: &Settings) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for tok in s.split_whitespace() {
+        let v = settings
+            .vocab
+            .iter()
+            .find(|v| v.display() == tok || v.repr() == tok)
+            .cloned()
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "input token '{tok}' is not in the vocab {{{}}}",
+                    settings.vocab.iter().map(Value::display).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+        out.push(v);
+    }
+    if out.is_empty() {
+        return Err(Error::usage("the input is empty: give at least one token"));
+    }
+    if out.len() > settings.max_seq_len {
+        return Err(Error::usage(format!(
+            "the input has {} tokens but max_seq_len is {} (pass --max-seq-len to change it)",
+            out.len(),
+            settings.max_seq_len
+        )));
+    }
+    Ok(out)
+}
+
+/// Python-style list display of a sequence.
+pub fn show_seq(vals: &[Value]) -> String {
+    format!("[{}]", vals.iter().map(Value::repr).collect::<Vec<_>>().join(", "))
+}
+
+/// Writes a file atomically: a temporary file beside it, then a rename, so a
+/// failure never leaves a partly written file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().ok_or_else(|| Error::usage(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::usage(format!("cannot write {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::List(a) => list::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Convert(a) => convert::run(a),
+    }
+}

@@ -1,0 +1,12 @@
+//! tracr-opt: an optimising compiler from RASP programs to exact transformer weights.
+//!
+//! The pipeline is described in docs/ARCHITECTURE.md.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod lang;
+pub mod library;
+pub mod rasp;
+pub mod value;
+
+pub use diagnostic::{Error, Result};

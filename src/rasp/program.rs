@@ -1,0 +1,205 @@
+//! A RASP program: a DAG of s-ops and selectors with stable labels.
+
+use super::func::Func;
+use crate::diagnostic::Span;
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+
+pub type NodeId = usize;
+
+/// How an s-op's value is carried in the residual stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One direction per possible value (one-hot). The default, as in Tracr.
+    Categorical,
+    /// A single direction holding the value as a number.
+    Numerical,
+}
+
+/// The fixed predicates of `Select`, called as `predicate(key, query)` as in Tracr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Comparison {
+    EQ,
+    LT,
+    LEQ,
+    GT,
+    GEQ,
+    NEQ,
+    TRUE,
+    FALSE,
+}
+
+impl Comparison {
+    pub const ALL: [Comparison; 8] = [
+        Comparison::EQ,
+        Comparison::LT,
+        Comparison::LEQ,
+        Comparison::GT,
+        Comparison::GEQ,
+        Comparison::NEQ,
+        Comparison::TRUE,
+        Comparison::FALSE,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Comparison::EQ => "EQ",
+            Comparison::LT => "LT",
+            Comparison::LEQ => "LEQ",
+            Comparison::GT => "GT",
+            Comparison::GEQ => "GEQ",
+            Comparison::NEQ => "NEQ",
+            Comparison::TRUE => "TRUE",
+            Comparison::FALSE => "FALSE",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Comparison> {
+        Comparison::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// `predicate(key, query)`. Ordering comparisons between values Python cannot
+    /// order (e.g. a string and a number) are false rather than errors, so that a
+    /// None (no value) never matches.
+    pub fn holds(self, key: &Value, query: &Value) -> bool {
+        use crate::value::{compare, CmpOp};
+        let cmp = |op| compare(op, key, query).unwrap_or(false);
+        match self {
+            Comparison::EQ => key == query,
+            Comparison::NEQ => key != query,
+            Comparison::LT => cmp(CmpOp::Lt),
+            Comparison::LEQ => cmp(CmpOp::Le),
+            Comparison::GT => cmp(CmpOp::Gt),
+            Comparison::GEQ => cmp(CmpOp::Ge),
+            Comparison::TRUE => true,
+            Comparison::FALSE => false,
+        }
+    }
+}
+
+/// A selector's predicate: one of Tracr's comparisons or a function of (key, query).
+#[derive(Clone, Debug)]
+pub enum Predicate {
+    Cmp(Comparison),
+    Custom(Func),
+}
+
+#[derive(Clone, Debug)]
+pub enum Op {
+    Tokens,
+    Indices,
+    /// The sequence length at every position (in causal mode: the visible length).
+    Length,
+    /// A constant s-op.
+    Full(Value),
+    Map { f: Func, input: NodeId },
+    SequenceMap { f: Func, inputs: [NodeId; 2] },
+    /// `coeffs[0] * x + coeffs[1] * y`, numerical.
+    LinearSequenceMap { inputs: [NodeId; 2], coeffs: [Value; 2] },
+    Aggregate { selector: NodeId, sop: NodeId, default: Value },
+    SelectorWidth { selector: NodeId },
+    Select { keys: NodeId, queries: NodeId, predicate: Predicate },
+    SelectAnd(NodeId, NodeId),
+    SelectOr(NodeId, NodeId),
+    SelectNot(NodeId),
+}
+
+impl Op {
+    /// Short kind name, used for default labels and messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Tokens => "tokens",
+            Op::Indices => "indices",
+            Op::Length => "length",
+            Op::Full(_) => "full",
+            Op::Map { .. } => "map",
+            Op::SequenceMap { .. } => "sequence_map",
+            Op::LinearSequenceMap { .. } => "linear_sequence_map",
+            Op::Aggregate { .. } => "aggregate",
+            Op::SelectorWidth { .. } => "selector_width",
+            Op::Select { .. } => "select",
+            Op::SelectAnd(..) => "select_and",
+            Op::SelectOr(..) => "select_or",
+            Op::SelectNot(..) => "select_not",
+        }
+    }
+
+    pub fn is_selector(&self) -> bool {
+        matches!(self, Op::Select { .. } | Op::SelectAnd(..) | Op::SelectOr(..) | Op::SelectNot(..))
+    }
+
+    /// The nodes this one reads, in a fixed order.
+    pub fn inputs(&self) -> Vec<NodeId> {
+        match self {
+            Op::Tokens | Op::Indices | Op::Length | Op::Full(_) => vec![],
+            Op::Map { input, .. } => vec![*input],
+            Op::SequenceMap { inputs, .. } | Op::LinearSequenceMap { inputs, .. } => inputs.to_vec(),
+            Op::Aggregate { selector, sop, .. } => vec![*selector, *sop],
+            Op::SelectorWidth { selector } => vec![*selector],
+            Op::Select { keys, queries, .. } => vec![*keys, *queries],
+            Op::SelectAnd(a, b) | Op::SelectOr(a, b) => vec![*a, *b],
+            Op::SelectNot(a) => vec![*a],
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub label: String,
+    pub op: Op,
+    /// Meaningful for s-ops only; selectors carry Categorical.
+    pub encoding: Encoding,
+    /// Where the node was written, for messages.
+    pub span: Option<Span>,
+}
+
+/// Default compile settings a program can carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub vocab: Vec<Value>,
+    pub max_seq_len: usize,
+    pub causal: bool,
+}
+
+/// A whole program: nodes in topological order (inputs before readers), the
+/// output s-op, and optional default settings.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub output: NodeId,
+    pub settings: Option<Settings>,
+}
+
+impl Program {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    pub fn find(&self, label: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.label == label)
+    }
+
+    /// Readers of each node.
+    pub fn readers(&self) -> Vec<Vec<NodeId>> {
+        let mut r = vec![Vec::new(); self.nodes.len()];
+        for (id, n) in self.nodes.iter().enumerate() {
+            for i in n.op.inputs() {
+                if !r[i].contains(&id) {
+                    r[i].push(id);
+                }
+            }
+        }
+        r
+    }
+
+    /// Describes a node for messages: `'label' (map, file:line:col)`.
+    pub fn describe(&self, id: NodeId) -> String {
+        let n = &self.nodes[id];
+        match &n.span {
+            Some(s) => format!("'{}' ({} at {})", n.label, n.op.kind(), s.location()),
+            None => format!("'{}' ({})", n.label, n.op.kind()),
+        }
+    }
+}
