@@ -60,23 +60,11 @@ impl Span {
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let line = &text[line_start..line_end];
-        let pad: String = text[line_start..start]
-            .chars()
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let pad: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         let width = text[start..self.end.clamp(start, line_end)].chars().count().max(1);
         let (l, _) = self.line_col();
         let gutter = l.to_string();
-        format!(
-            "{:w$} |\n{} | {}\n{:w$} | {}{}",
-            "",
-            gutter,
-            line,
-            "",
-            pad,
-            "^".repeat(width),
-            w = gutter.len()
-        )
+        format!("{:w$} |\n{} | {}\n{:w$} | {}{}", "", gutter, line, "", pad, "^".repeat(width), w = gutter.len())
     }
 }
 

@@ -5,7 +5,9 @@ use tracr_opt::cli::{run, Cli};
 fn main() -> ExitCode {
     // A panic is a bug in tracr-opt: say so and exit 2, as for other internal errors.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("internal error: {info}\n(this is a bug in tracr-opt; please report it with the command that caused it)");
+        eprintln!(
+            "internal error: {info}\n(this is a bug in tracr-opt; please report it with the command that caused it)"
+        );
     }));
     let cli = Cli::parse();
     match std::panic::catch_unwind(|| run(cli)) {

@@ -382,17 +382,19 @@ pub fn binop(op: BinOp, a: &Value, b: &Value) -> PyResult<Value> {
     }
     match (op, a, b) {
         (BinOp::Add, Value::Str(x), Value::Str(y)) => Ok(Value::Str(format!("{x}{y}"))),
-        (BinOp::Add, Value::Tuple(x), Value::Tuple(y)) => {
-            Ok(Value::Tuple(x.iter().chain(y.iter()).cloned().collect()))
-        }
-        (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s)) if matches!(n, Value::Int(_) | Value::Bool(_)) => {
+        (BinOp::Add, Value::Tuple(x), Value::Tuple(y)) => Ok(Value::Tuple(x.iter().chain(y.iter()).cloned().collect())),
+        (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s))
+            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+        {
             let k = n.as_f64().unwrap().max(0.0) as usize;
             if k.saturating_mul(s.len()) > 1 << 20 {
                 return Err(PyError("MemoryError: string too long".into()));
             }
             Ok(Value::Str(s.repeat(k)))
         }
-        (BinOp::Mul, Value::Tuple(t), n) | (BinOp::Mul, n, Value::Tuple(t)) if matches!(n, Value::Int(_) | Value::Bool(_)) => {
+        (BinOp::Mul, Value::Tuple(t), n) | (BinOp::Mul, n, Value::Tuple(t))
+            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+        {
             let k = n.as_f64().unwrap().max(0.0) as usize;
             if k.saturating_mul(t.len()) > 1 << 16 {
                 return Err(PyError("MemoryError: tuple too long".into()));
@@ -513,15 +515,11 @@ fn contains(container: &Value, item: &Value) -> PyResult<bool> {
         Value::Tuple(t) => Ok(t.iter().any(|v| v == item)),
         Value::Str(s) => match item {
             Value::Str(needle) => Ok(s.contains(needle.as_str())),
-            other => Err(type_error(format!(
-                "'in <string>' requires string as left operand, not {}",
-                other.type_name()
-            ))),
+            other => {
+                Err(type_error(format!("'in <string>' requires string as left operand, not {}", other.type_name())))
+            }
         },
-        other => Err(type_error(format!(
-            "argument of type '{}' is not iterable",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("argument of type '{}' is not iterable", other.type_name()))),
     }
 }
 
@@ -548,22 +546,12 @@ pub fn index(container: &Value, idx: &Value) -> PyResult<Value> {
     let i = match idx {
         Value::Int(i) => *i,
         Value::Bool(b) => *b as i64,
-        other => {
-            return Err(type_error(format!(
-                "indices must be integers, not {}",
-                other.type_name()
-            )))
-        }
+        other => return Err(type_error(format!("indices must be integers, not {}", other.type_name()))),
     };
     let len = match container {
         Value::Str(s) => s.chars().count(),
         Value::Tuple(t) => t.len(),
-        other => {
-            return Err(type_error(format!(
-                "'{}' object is not subscriptable",
-                other.type_name()
-            )))
-        }
+        other => return Err(type_error(format!("'{}' object is not subscriptable", other.type_name()))),
     } as i64;
     let j = if i < 0 { i + len } else { i };
     if j < 0 || j >= len {
@@ -582,10 +570,7 @@ pub fn round(x: &Value, ndigits: Option<&Value>) -> PyResult<Value> {
         None | Some(Value::None) => None,
         Some(Value::Int(n)) => Some(*n),
         Some(other) => {
-            return Err(type_error(format!(
-                "'{}' object cannot be interpreted as an integer",
-                other.type_name()
-            )))
+            return Err(type_error(format!("'{}' object cannot be interpreted as an integer", other.type_name())))
         }
     };
     match (x.num(), n) {
@@ -602,10 +587,7 @@ pub fn round(x: &Value, ndigits: Option<&Value>) -> PyResult<Value> {
             let p = 10f64.powi(n);
             Ok(Value::Float((f * p).round_ties_even() / p))
         }
-        (None, _) => Err(type_error(format!(
-            "type {} doesn't define __round__ method",
-            x.type_name()
-        ))),
+        (None, _) => Err(type_error(format!("type {} doesn't define __round__ method", x.type_name()))),
     }
 }
 
@@ -626,10 +608,7 @@ pub fn to_int(x: &Value) -> PyResult<Value> {
             .parse::<i64>()
             .map(Value::Int)
             .map_err(|_| PyError(format!("ValueError: invalid literal for int() with base 10: {}", x.repr()))),
-        other => Err(type_error(format!(
-            "int() argument must be a string or a number, not '{}'",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("int() argument must be a string or a number, not '{}'", other.type_name()))),
     }
 }
 
@@ -643,10 +622,9 @@ pub fn to_float(x: &Value) -> PyResult<Value> {
                 .parse::<f64>()
                 .map(Value::Float)
                 .map_err(|_| PyError(format!("ValueError: could not convert string to float: {}", x.repr()))),
-            other => Err(type_error(format!(
-                "float() argument must be a string or a number, not '{}'",
-                other.type_name()
-            ))),
+            other => {
+                Err(type_error(format!("float() argument must be a string or a number, not '{}'", other.type_name())))
+            }
         },
     }
 }
@@ -656,10 +634,7 @@ pub fn len(x: &Value) -> PyResult<Value> {
     match x {
         Value::Str(s) => Ok(Value::Int(s.chars().count() as i64)),
         Value::Tuple(t) => Ok(Value::Int(t.len() as i64)),
-        other => Err(type_error(format!(
-            "object of type '{}' has no len()",
-            other.type_name()
-        ))),
+        other => Err(type_error(format!("object of type '{}' has no len()", other.type_name()))),
     }
 }
 
@@ -676,9 +651,7 @@ pub fn abs(x: &Value) -> PyResult<Value> {
 pub fn min_max(args: &[Value], want_max: bool) -> PyResult<Value> {
     let items: Vec<Value> = match args {
         [Value::Tuple(t)] => t.clone(),
-        [single] => {
-            return Err(type_error(format!("'{}' object is not iterable", single.type_name())))
-        }
+        [single] => return Err(type_error(format!("'{}' object is not iterable", single.type_name()))),
         many => many.to_vec(),
     };
     let mut best: Option<Value> = None;
@@ -749,7 +722,8 @@ mod tests {
     fn true_division_of_ints_gives_float() {
         assert_eq!(binop(BinOp::Div, &Value::Int(1), &Value::Int(5)).unwrap().repr(), "0.2");
         // Tracr's make_sort keys: x + min_key * i / max_seq_len
-        let i3 = binop(BinOp::Div, &binop(BinOp::Mul, &Value::Int(1), &Value::Int(3)).unwrap(), &Value::Int(5)).unwrap();
+        let i3 =
+            binop(BinOp::Div, &binop(BinOp::Mul, &Value::Int(1), &Value::Int(3)).unwrap(), &Value::Int(5)).unwrap();
         assert_eq!(binop(BinOp::Add, &Value::Int(1), &i3).unwrap().repr(), "1.6");
     }
 
@@ -757,9 +731,6 @@ mod tests {
     fn ordering_is_total_and_numeric_first() {
         let mut v = vec![Value::Str("b".into()), Value::Int(3), Value::None, Value::Float(2.5), Value::Bool(true)];
         v.sort();
-        assert_eq!(
-            v.iter().map(Value::repr).collect::<Vec<_>>(),
-            vec!["None", "True", "2.5", "3", "'b'"]
-        );
+        assert_eq!(v.iter().map(Value::repr).collect::<Vec<_>>(), vec!["None", "True", "2.5", "3", "'b'"]);
     }
 }

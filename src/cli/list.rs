@@ -25,13 +25,7 @@ pub fn run(args: ListArgs) -> Result<()> {
         let p = load_source(library::source_file(b), None)?;
         let s = p.settings.as_ref().expect("bundled programs declare settings");
         let vocab: Vec<String> = s.vocab.iter().map(Value::display).collect();
-        println!(
-            "{:width$}  {}  [vocab {{{}}}, max_seq_len {}]",
-            b.name,
-            b.summary,
-            vocab.join(","),
-            s.max_seq_len
-        );
+        println!("{:width$}  {}  [vocab {{{}}}, max_seq_len {}]", b.name, b.summary, vocab.join(","), s.max_seq_len);
     }
     Ok(())
 }

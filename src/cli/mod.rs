@@ -65,16 +65,18 @@ impl ProgramArgs {
         let own = p.settings.clone();
         let vocab = match &self.vocab {
             Some(v) => parse_vocab(v)?,
-            None => own.as_ref().map(|s| s.vocab.clone()).ok_or_else(|| {
-                Error::usage(format!("{} declares no vocab: pass --vocab", self.program))
-            })?,
+            None => own
+                .as_ref()
+                .map(|s| s.vocab.clone())
+                .ok_or_else(|| Error::usage(format!("{} declares no vocab: pass --vocab", self.program)))?,
         };
         let max_seq_len = match self.max_seq_len {
             Some(0) => return Err(Error::usage("--max-seq-len must be at least 1")),
             Some(n) => n,
-            None => own.as_ref().map(|s| s.max_seq_len).ok_or_else(|| {
-                Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.program))
-            })?,
+            None => own
+                .as_ref()
+                .map(|s| s.max_seq_len)
+                .ok_or_else(|| Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.program)))?,
         };
         let causal = self.causal.unwrap_or(own.map(|s| s.causal).unwrap_or(false));
         Ok(Settings { vocab, max_seq_len, causal })
@@ -116,17 +118,12 @@ pub fn parse_vocab(s: &str) -> Result<Vec<Value>> {
 pub fn parse_input(s: &str, settings: &Settings) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for tok in s.split_whitespace() {
-        let v = settings
-            .vocab
-            .iter()
-            .find(|v| v.display() == tok || v.repr() == tok)
-            .cloned()
-            .ok_or_else(|| {
-                Error::usage(format!(
-                    "input token '{tok}' is not in the vocab {{{}}}",
-                    settings.vocab.iter().map(Value::display).collect::<Vec<_>>().join(", ")
-                ))
-            })?;
+        let v = settings.vocab.iter().find(|v| v.display() == tok || v.repr() == tok).cloned().ok_or_else(|| {
+            Error::usage(format!(
+                "input token '{tok}' is not in the vocab {{{}}}",
+                settings.vocab.iter().map(Value::display).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
         out.push(v);
     }
     if out.is_empty() {

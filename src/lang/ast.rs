@@ -81,9 +81,20 @@ pub enum ExprKind {
     Compare(Box<Expr>, Vec<(CmpOp, Expr)>),
     Bool(BoolOp, Box<Expr>, Box<Expr>),
     /// `body if cond else orelse`
-    IfElse { body: Box<Expr>, cond: Box<Expr>, orelse: Box<Expr> },
-    Lambda { params: Vec<Ident>, body: Box<Expr> },
-    Call { func: Box<Expr>, args: Vec<Expr>, kwargs: Vec<(Ident, Expr)> },
+    IfElse {
+        body: Box<Expr>,
+        cond: Box<Expr>,
+        orelse: Box<Expr>,
+    },
+    Lambda {
+        params: Vec<Ident>,
+        body: Box<Expr>,
+    },
+    Call {
+        func: Box<Expr>,
+        args: Vec<Expr>,
+        kwargs: Vec<(Ident, Expr)>,
+    },
     Attr(Box<Expr>, Ident),
     Index(Box<Expr>, Box<Expr>),
 }

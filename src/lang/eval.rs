@@ -347,7 +347,10 @@ impl<'a> Evaluator<'a> {
                         return Err(Error::at(&e.span, "vocab must not be empty"));
                     }
                     if let Some(bad) = items.iter().find(|v| matches!(v, Value::None | Value::Tuple(_))) {
-                        return Err(Error::at(&e.span, format!("vocab values must be numbers, strings or bools, found {}", bad.repr())));
+                        return Err(Error::at(
+                            &e.span,
+                            format!("vocab values must be numbers, strings or bools, found {}", bad.repr()),
+                        ));
                     }
                     let mut items = items;
                     items.sort();
@@ -359,13 +362,18 @@ impl<'a> Evaluator<'a> {
                     match v {
                         Value::Int(n) if n >= 1 => max_seq_len = Some(n as usize),
                         other => {
-                            return Err(Error::at(&e.span, format!("max_seq_len must be a positive int, found {}", other.repr())))
+                            return Err(Error::at(
+                                &e.span,
+                                format!("max_seq_len must be a positive int, found {}", other.repr()),
+                            ))
                         }
                     }
                 }
                 "causal" => match self.expr_value(e, scope)? {
                     Value::Bool(b) => causal = b,
-                    other => return Err(Error::at(&e.span, format!("causal must be True or False, found {}", other.repr()))),
+                    other => {
+                        return Err(Error::at(&e.span, format!("causal must be True or False, found {}", other.repr())))
+                    }
                 },
                 "compiler_bos" | "compiler_pad" | "mlp_exactness" => {} // accepted for Tracr compatibility
                 other => {
@@ -486,14 +494,20 @@ impl<'a> Evaluator<'a> {
                 }
                 let b = self.expr(r, scope)?;
                 if !matches!(b, Meta::Value(_)) {
-                    return Err(Error::at(&e.span, "'and'/'or' work on plain values; use '&'/'|' on s-ops and selectors"));
+                    return Err(Error::at(
+                        &e.span,
+                        "'and'/'or' work on plain values; use '&'/'|' on s-ops and selectors",
+                    ));
                 }
                 Ok(b)
             }
             ExprKind::IfElse { body, cond, orelse } => {
                 let c = self.expr(cond, scope)?;
                 let Meta::Value(c) = c else {
-                    return Err(Error::at(&cond.span, "the condition of 'x if c else y' must be a plain value; use Map on s-ops"));
+                    return Err(Error::at(
+                        &cond.span,
+                        "the condition of 'x if c else y' must be a plain value; use Map on s-ops",
+                    ));
                 };
                 if c.truthy() {
                     self.expr(body, scope)
@@ -520,9 +534,14 @@ impl<'a> Evaluator<'a> {
                         Some(m) => Ok(m),
                         None => Err(Error::at(&name.span, format!("'rasp' has no member '{n}'"))),
                     },
-                    (Meta::Namespace("Comparison"), n) => Comparison::from_name(n)
-                        .map(Meta::Predicate)
-                        .ok_or_else(|| Error::at(&name.span, format!("unknown comparison '{n}' (expected EQ, LT, LEQ, GT, GEQ, NEQ, TRUE or FALSE)"))),
+                    (Meta::Namespace("Comparison"), n) => {
+                        Comparison::from_name(n).map(Meta::Predicate).ok_or_else(|| {
+                            Error::at(
+                                &name.span,
+                                format!("unknown comparison '{n}' (expected EQ, LT, LEQ, GT, GEQ, NEQ, TRUE or FALSE)"),
+                            )
+                        })
+                    }
                     (Meta::SOp(_) | Meta::Selector(_), "named") => Ok(Meta::Method(Box::new(o.clone()), "named")),
                     (Meta::SOp(_), "label" | "name") => {
                         let Meta::SOp(id) = o else { unreachable!() };
@@ -536,7 +555,9 @@ impl<'a> Evaluator<'a> {
                 let o = self.expr(obj, scope)?;
                 let i = self.expr(idx, scope)?;
                 match (o, i) {
-                    (Meta::Value(a), Meta::Value(b)) => value::index(&a, &b).map(Meta::Value).map_err(|err| Error::at(&e.span, err.0)),
+                    (Meta::Value(a), Meta::Value(b)) => {
+                        value::index(&a, &b).map(Meta::Value).map_err(|err| Error::at(&e.span, err.0))
+                    }
                     (o, _) => Err(Error::at(&e.span, format!("{} cannot be indexed; use Map on s-ops", o.kind()))),
                 }
             }
@@ -566,7 +587,12 @@ impl<'a> Evaluator<'a> {
                 }
                 let name = match self.expr_value(&args[0], scope)? {
                     Value::Str(s) if !s.is_empty() => s,
-                    other => return Err(Error::at(&args[0].span, format!("a label must be a non-empty string, found {}", other.repr()))),
+                    other => {
+                        return Err(Error::at(
+                            &args[0].span,
+                            format!("a label must be a non-empty string, found {}", other.repr()),
+                        ))
+                    }
                 };
                 let (Meta::SOp(id) | Meta::Selector(id)) = *obj else { unreachable!() };
                 self.builder(&e.span)?.set_name(id, &name);
@@ -607,7 +633,10 @@ impl<'a> Evaluator<'a> {
         let r = match &c.body {
             Body::Lambda(body) => self.expr(body, &mut scope),
             Body::Def(stmts) => {
-                let mut result = Err(Error::at(&c.span, format!("function '{}' ended without 'return'", c.name.as_deref().unwrap_or("?"))));
+                let mut result = Err(Error::at(
+                    &c.span,
+                    format!("function '{}' ended without 'return'", c.name.as_deref().unwrap_or("?")),
+                ));
                 let mut unused = None;
                 for s in stmts {
                     match self.stmt(s, &mut scope, &mut unused) {
@@ -630,7 +659,14 @@ impl<'a> Evaluator<'a> {
         r
     }
 
-    fn call_builtin(&mut self, b: Builtin, args: &[Expr], kwargs: &[(Ident, Expr)], scope: &mut Scope, e: &Expr) -> Result<Meta> {
+    fn call_builtin(
+        &mut self,
+        b: Builtin,
+        args: &[Expr],
+        kwargs: &[(Ident, Expr)],
+        scope: &mut Scope,
+        e: &Expr,
+    ) -> Result<Meta> {
         let span = &e.span;
         let sig = signature(b);
         let bound = bind_args(b, sig, args, kwargs, span)?;
@@ -651,7 +687,11 @@ impl<'a> Evaluator<'a> {
                 let x = self.expect_sop(arg(1).unwrap(), scope, "SequenceMap's second argument")?;
                 let y = self.expect_sop(arg(2).unwrap(), scope, "SequenceMap's third argument")?;
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.add(NodeOp::SequenceMap { f: Func::Closure(f), inputs: [x, y] }, Encoding::Categorical, span)))
+                Ok(Meta::SOp(bld.add(
+                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [x, y] },
+                    Encoding::Categorical,
+                    span,
+                )))
             }
             Builtin::LinearSequenceMap => {
                 let x = self.expect_sop(arg(0).unwrap(), scope, "LinearSequenceMap's first argument")?;
@@ -661,7 +701,10 @@ impl<'a> Evaluator<'a> {
                     let ex = arg(i).unwrap();
                     let v = self.expr_value(ex, scope)?;
                     if !v.is_number() {
-                        return Err(Error::at(&ex.span, format!("a LinearSequenceMap coefficient must be a number, found {}", v.repr())));
+                        return Err(Error::at(
+                            &ex.span,
+                            format!("a LinearSequenceMap coefficient must be a number, found {}", v.repr()),
+                        ));
                     }
                     coeffs.push(v);
                 }
@@ -678,18 +721,29 @@ impl<'a> Evaluator<'a> {
                 let keys = self.expect_sop(arg(0).unwrap(), scope, "Select's keys")?;
                 let queries = self.expect_sop(arg(1).unwrap(), scope, "Select's queries")?;
                 let pe = arg(2).unwrap();
-                let predicate = match self.expr(pe, scope)? {
-                    Meta::Predicate(c) => Predicate::Cmp(c),
-                    Meta::Closure(c) => {
-                        if c.arity() != 2 {
-                            return Err(Error::at(&pe.span, format!("a Select predicate takes 2 arguments (key, query); this one takes {}", c.arity())));
+                let predicate =
+                    match self.expr(pe, scope)? {
+                        Meta::Predicate(c) => Predicate::Cmp(c),
+                        Meta::Closure(c) => {
+                            if c.arity() != 2 {
+                                return Err(Error::at(
+                                    &pe.span,
+                                    format!(
+                                        "a Select predicate takes 2 arguments (key, query); this one takes {}",
+                                        c.arity()
+                                    ),
+                                ));
+                            }
+                            Predicate::Custom(Func::Closure(c))
                         }
-                        Predicate::Custom(Func::Closure(c))
-                    }
-                    other => {
-                        return Err(Error::at(&pe.span, format!("Select's predicate must be a comparison (EQ, LT, ...) or a lambda k, q: ..., found {}", other.kind())))
-                    }
-                };
+                        other => return Err(Error::at(
+                            &pe.span,
+                            format!(
+                                "Select's predicate must be a comparison (EQ, LT, ...) or a lambda k, q: ..., found {}",
+                                other.kind()
+                            ),
+                        )),
+                    };
                 let bld = self.builder(span)?;
                 Ok(Meta::Selector(bld.add(NodeOp::Select { keys, queries, predicate }, Encoding::Categorical, span)))
             }
@@ -727,14 +781,23 @@ impl<'a> Evaluator<'a> {
                 let bld = self.builder(span)?;
                 Ok(Meta::SOp(bld.with_encoding(x, enc)))
             }
-            Builtin::Compile => Err(Error::at(span, "compile(...) declares settings and must stand on its own line at the top level")),
+            Builtin::Compile => {
+                Err(Error::at(span, "compile(...) declares settings and must stand on its own line at the top level"))
+            }
             _ => {
                 let mut vals = Vec::new();
                 for a in args {
                     match self.expr(a, scope)? {
                         Meta::Value(v) => vals.push(v),
                         other => {
-                            return Err(Error::at(&a.span, format!("{}() takes plain values, found {}; use Map on s-ops", builtin_name(b), other.kind())))
+                            return Err(Error::at(
+                                &a.span,
+                                format!(
+                                    "{}() takes plain values, found {}; use Map on s-ops",
+                                    builtin_name(b),
+                                    other.kind()
+                                ),
+                            ))
                         }
                     }
                 }
@@ -778,7 +841,10 @@ impl<'a> Evaluator<'a> {
                     span,
                 }))
             }
-            other => Err(Error::at(&e.span, format!("{who}'s first argument must be a function (lambda), found {}", other.kind()))),
+            other => Err(Error::at(
+                &e.span,
+                format!("{who}'s first argument must be a function (lambda), found {}", other.kind()),
+            )),
         }
     }
 
@@ -835,7 +901,12 @@ impl<'a> Evaluator<'a> {
                 let node = match op {
                     Op::BitAnd => Op_::And(*s, *t),
                     Op::BitOr => Op_::Or(*s, *t),
-                    _ => return Err(Error::at(span, format!("'{}' is not defined on selectors (use &, | or ~)", op.symbol()))),
+                    _ => {
+                        return Err(Error::at(
+                            span,
+                            format!("'{}' is not defined on selectors (use &, | or ~)", op.symbol()),
+                        ))
+                    }
                 };
                 let bld = self.builder(span)?;
                 let id = match node {
@@ -849,7 +920,11 @@ impl<'a> Evaluator<'a> {
                 let body = op_body(op, var("x", span), var("y", span), span);
                 let f = sugar_closure(&["x", "y"], body, span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.add(NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] }, Encoding::Categorical, span)))
+                Ok(Meta::SOp(bld.add(
+                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] },
+                    Encoding::Categorical,
+                    span,
+                )))
             }
             (Meta::SOp(x), Meta::Value(c)) => {
                 let body = op_body(op, var("x", span), konst(c, span), span);
@@ -874,9 +949,9 @@ impl<'a> Evaluator<'a> {
         let span = &e.span;
         let cmp_body = |l: Expr, r: Expr| ExprKind::Compare(Box::new(l), vec![(op, r)]);
         match (&a, &b) {
-            (Meta::Value(x), Meta::Value(y)) => value::compare(op, x, y)
-                .map(|r| Meta::Value(Value::Bool(r)))
-                .map_err(|err| Error::at(span, err.0)),
+            (Meta::Value(x), Meta::Value(y)) => {
+                value::compare(op, x, y).map(|r| Meta::Value(Value::Bool(r))).map_err(|err| Error::at(span, err.0))
+            }
             (Meta::SOp(x), Meta::Value(c)) => {
                 let f = sugar_closure(&["x"], Expr::new(cmp_body(var("x", span), konst(c, span)), span.clone()), span);
                 let bld = self.builder(span)?;
@@ -888,9 +963,14 @@ impl<'a> Evaluator<'a> {
                 Ok(Meta::SOp(bld.map(f, *x, true, span)))
             }
             (Meta::SOp(x), Meta::SOp(y)) => {
-                let f = sugar_closure(&["x", "y"], Expr::new(cmp_body(var("x", span), var("y", span)), span.clone()), span);
+                let f =
+                    sugar_closure(&["x", "y"], Expr::new(cmp_body(var("x", span), var("y", span)), span.clone()), span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.add(NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] }, Encoding::Categorical, span)))
+                Ok(Meta::SOp(bld.add(
+                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] },
+                    Encoding::Categorical,
+                    span,
+                )))
             }
             _ => Err(Error::at(span, format!("cannot compare {} with {}", a.kind(), b.kind()))),
         }
@@ -950,7 +1030,15 @@ fn bit_op(op: Op, x: &Value, y: &Value) -> PyResult<Value> {
 fn is_value_builtin(b: Builtin) -> bool {
     matches!(
         b,
-        Builtin::Min | Builtin::Max | Builtin::Abs | Builtin::Round | Builtin::Int | Builtin::Float | Builtin::Str | Builtin::Len | Builtin::Bool
+        Builtin::Min
+            | Builtin::Max
+            | Builtin::Abs
+            | Builtin::Round
+            | Builtin::Int
+            | Builtin::Float
+            | Builtin::Str
+            | Builtin::Len
+            | Builtin::Bool
     )
 }
 
@@ -1004,7 +1092,13 @@ fn bind_args<'e>(
     if args.len() > names.len() {
         return Err(Error::at(
             &args[names.len()].span,
-            format!("{} takes at most {} arguments ({}), {} given", builtin_name(b), names.len(), names.join(", "), args.len()),
+            format!(
+                "{} takes at most {} arguments ({}), {} given",
+                builtin_name(b),
+                names.len(),
+                names.join(", "),
+                args.len()
+            ),
         ));
     }
     let mut out: Vec<Option<&Expr>> = vec![None; names.len()];
@@ -1013,7 +1107,10 @@ fn bind_args<'e>(
     }
     for (k, v) in kwargs {
         let Some(i) = names.iter().position(|n| *n == k.name) else {
-            return Err(Error::at(&k.span, format!("{} has no parameter '{}' (parameters: {})", builtin_name(b), k.name, names.join(", "))));
+            return Err(Error::at(
+                &k.span,
+                format!("{} has no parameter '{}' (parameters: {})", builtin_name(b), k.name, names.join(", ")),
+            ));
         };
         if out[i].is_some() {
             return Err(Error::at(&k.span, format!("{} got two values for '{}'", builtin_name(b), k.name)));
@@ -1021,7 +1118,10 @@ fn bind_args<'e>(
         out[i] = Some(v);
     }
     if let Some(i) = (0..required).find(|i| out[*i].is_none()) {
-        return Err(Error::at(span, format!("{} is missing its argument '{}' (parameters: {})", builtin_name(b), names[i], names.join(", "))));
+        return Err(Error::at(
+            span,
+            format!("{} is missing its argument '{}' (parameters: {})", builtin_name(b), names[i], names.join(", ")),
+        ));
     }
     Ok(out)
 }

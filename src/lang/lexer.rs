@@ -24,18 +24,26 @@ pub struct Token {
     pub span: Span,
 }
 
-pub const KEYWORDS: &[&str] = &[
-    "def", "return", "lambda", "if", "else", "and", "or", "not", "in", "True", "False", "None", "import",
-];
+pub const KEYWORDS: &[&str] =
+    &["def", "return", "lambda", "if", "else", "and", "or", "not", "in", "True", "False", "None", "import"];
 
 // Longest first, so that `**` wins over `*`.
 const OPS: &[&str] = &[
-    "**", "//", "==", "!=", "<=", ">=", "->", "+", "-", "*", "/", "%", "<", ">", "(", ")", "[", "]", "{", "}",
-    ",", ":", ".", "=", "&", "|", "~",
+    "**", "//", "==", "!=", "<=", ">=", "->", "+", "-", "*", "/", "%", "<", ">", "(", ")", "[", "]", "{", "}", ",",
+    ":", ".", "=", "&", "|", "~",
 ];
 
 pub fn lex(file: &Arc<SourceFile>) -> Result<Vec<Token>> {
-    Lexer { file: file.clone(), text: &file.text, pos: 0, out: Vec::new(), indents: vec![0], depth: 0 }.run()
+    Lexer {
+        file: file.clone(),
+        text: &file.text,
+        pos: 0,
+        out: Vec::new(),
+        indents: vec![0],
+        depth: 0,
+        open: Vec::new(),
+    }
+    .run()
 }
 
 struct Lexer<'a> {
@@ -46,6 +54,8 @@ struct Lexer<'a> {
     indents: Vec<usize>,
     /// Bracket nesting: inside brackets newlines and indentation are ignored.
     depth: usize,
+    /// Where each open bracket is, to report one that is never closed.
+    open: Vec<(usize, char)>,
 }
 
 impl<'a> Lexer<'a> {
@@ -94,7 +104,9 @@ impl<'a> Lexer<'a> {
                 }
                 '\\' if self.text[self.pos + 1..].starts_with('\n') => self.pos += 2,
                 '"' | '\'' => self.string(c)?,
-                c if c.is_ascii_digit() || (c == '.' && self.text[self.pos + 1..].starts_with(|d: char| d.is_ascii_digit())) => {
+                c if c.is_ascii_digit()
+                    || (c == '.' && self.text[self.pos + 1..].starts_with(|d: char| d.is_ascii_digit())) =>
+                {
                     self.number()?
                 }
                 c if c.is_alphabetic() || c == '_' => {
@@ -115,8 +127,14 @@ impl<'a> Lexer<'a> {
                         return Err(Error::at(&self.span(start, end), format!("unexpected character {c:?}")));
                     };
                     match *op {
-                        "(" | "[" | "{" => self.depth += 1,
-                        ")" | "]" | "}" => self.depth = self.depth.saturating_sub(1),
+                        "(" | "[" | "{" => {
+                            self.depth += 1;
+                            self.open.push((start, c));
+                        }
+                        ")" | "]" | "}" => {
+                            self.depth = self.depth.saturating_sub(1);
+                            self.open.pop();
+                        }
                         _ => {}
                     }
                     self.pos += op.len();
@@ -125,6 +143,9 @@ impl<'a> Lexer<'a> {
             }
         }
         let end = self.text.len();
+        if let Some((at, c)) = self.open.last() {
+            return Err(Error::at(&self.span(*at, at + 1), format!("'{c}' was never closed")));
+        }
         if !matches!(self.out.last().map(|t| &t.tok), Some(Tok::Newline) | None) {
             self.push(Tok::Newline, end, end);
         }

@@ -164,7 +164,10 @@ impl Parser {
                 other => {
                     return Err(Error::at(
                         &t.span,
-                        format!("expected a file path in quotes or a bundled program name, found {}", Self::describe(&other)),
+                        format!(
+                            "expected a file path in quotes or a bundled program name, found {}",
+                            Self::describe(&other)
+                        ),
                     ))
                 }
             };

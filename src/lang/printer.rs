@@ -126,7 +126,11 @@ fn expr(e: &Expr, min: u8) -> String {
             parts.extend(kwargs.iter().map(|(k, v)| format!("{}={}", k.name, expr(v, 0))));
             format!("{}({})", expr(func, ATOM), parts.join(", "))
         }
-        ExprKind::Attr(obj, name) => format!("{}.{}", expr(obj, ATOM), name.name),
+        // `1.x` would lex as the float `1.` followed by `x`
+        ExprKind::Attr(obj, name) => match &obj.kind {
+            ExprKind::Const(Value::Int(_)) => format!("({}).{}", expr(obj, 0), name.name),
+            _ => format!("{}.{}", expr(obj, ATOM), name.name),
+        },
         ExprKind::Index(obj, idx) => format!("{}[{}]", expr(obj, ATOM), expr(idx, 0)),
     };
     if p < min {

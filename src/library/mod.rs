@@ -15,7 +15,12 @@ pub struct Bundled {
 
 macro_rules! bundled {
     ($name:literal, $tracr:literal, $summary:literal) => {
-        Bundled { name: $name, summary: $summary, source: include_str!(concat!("programs/", $name, ".rasp")), tracr_name: $tracr }
+        Bundled {
+            name: $name,
+            summary: $summary,
+            source: include_str!(concat!("programs/", $name, ".rasp")),
+            tracr_name: $tracr,
+        }
     };
 }
 
@@ -35,7 +40,11 @@ pub const PROGRAMS: &[Bundled] = &[
     bundled!("detect_pattern", "detect_pattern", "does the pattern 'abc' end at this position?"),
     bundled!("count_less_freq", "make_count_less_freq", "how many tokens occur at most twice"),
     bundled!("count", "make_count", "how many times the token 'a' occurs"),
-    bundled!("nary_sequencemap", "make_nary_sequencemap", "x + y - z over (tokens, tokens, indices) as a chain of SequenceMaps"),
+    bundled!(
+        "nary_sequencemap",
+        "make_nary_sequencemap",
+        "x + y - z over (tokens, tokens, indices) as a chain of SequenceMaps"
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Bundled> {

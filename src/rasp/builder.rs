@@ -75,7 +75,9 @@ impl Builder {
     /// Tracr's annotate copies), keeping x's label.
     pub fn with_encoding(&mut self, x: NodeId, encoding: Encoding) -> NodeId {
         let d = &self.nodes[x];
-        if d.encoding == encoding || matches!(d.op, Op::Tokens | Op::Indices | Op::Length) && encoding == Encoding::Categorical {
+        if d.encoding == encoding
+            || matches!(d.op, Op::Tokens | Op::Indices | Op::Length) && encoding == Encoding::Categorical
+        {
             return x;
         }
         let copy = Draft { op: d.op.clone(), encoding, span: d.span.clone(), name: d.name.clone() };
@@ -180,9 +182,13 @@ pub fn remap(op: &Op, m: &HashMap<NodeId, NodeId>) -> Op {
         Op::LinearSequenceMap { inputs, coeffs } => {
             Op::LinearSequenceMap { inputs: [r(&inputs[0]), r(&inputs[1])], coeffs: coeffs.clone() }
         }
-        Op::Aggregate { selector, sop, default } => Op::Aggregate { selector: r(selector), sop: r(sop), default: default.clone() },
+        Op::Aggregate { selector, sop, default } => {
+            Op::Aggregate { selector: r(selector), sop: r(sop), default: default.clone() }
+        }
         Op::SelectorWidth { selector } => Op::SelectorWidth { selector: r(selector) },
-        Op::Select { keys, queries, predicate } => Op::Select { keys: r(keys), queries: r(queries), predicate: predicate.clone() },
+        Op::Select { keys, queries, predicate } => {
+            Op::Select { keys: r(keys), queries: r(queries), predicate: predicate.clone() }
+        }
         Op::SelectAnd(a, b) => Op::SelectAnd(r(a), r(b)),
         Op::SelectOr(a, b) => Op::SelectOr(r(a), r(b)),
         Op::SelectNot(a) => Op::SelectNot(r(a)),

@@ -21,11 +21,13 @@ pub struct Table {
     pub entries: HashMap<Vec<Value>, Value>,
     /// Entry order as written, so that printing a table is deterministic.
     pub order: Vec<Vec<Value>>,
+    /// The text of the function it was tabulated from, kept for readers.
+    pub source: Option<String>,
 }
 
 impl Table {
     pub fn new(arity: usize) -> Table {
-        Table { arity, entries: HashMap::new(), order: Vec::new() }
+        Table { arity, entries: HashMap::new(), order: Vec::new(), source: None }
     }
 
     pub fn insert(&mut self, args: Vec<Value>, out: Value) {
@@ -60,7 +62,7 @@ impl Func {
     pub fn source(&self) -> Option<String> {
         match self {
             Func::Closure(c) => Some(c.source()),
-            Func::Table(_) => None,
+            Func::Table(t) => t.source.clone(),
         }
     }
 }

@@ -35,15 +35,12 @@ pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
 
     for (id, node) in p.nodes.iter().enumerate() {
         let val = |i: NodeId| sops[i].as_ref().expect("inputs evaluated first");
-        let err_at = |pos: usize, msg: String| {
-            Error::program(format!("evaluating {} at position {pos}: {msg}", p.describe(id)))
-        };
+        let err_at =
+            |pos: usize, msg: String| Error::program(format!("evaluating {} at position {pos}: {msg}", p.describe(id)));
         match &node.op {
             Op::Tokens => sops[id] = Some(input.to_vec()),
             Op::Indices => sops[id] = Some((0..n).map(|i| Value::Int(i as i64)).collect()),
-            Op::Length => {
-                sops[id] = Some((0..n).map(|i| Value::Int(if causal { i + 1 } else { n } as i64)).collect())
-            }
+            Op::Length => sops[id] = Some((0..n).map(|i| Value::Int(if causal { i + 1 } else { n } as i64)).collect()),
             Op::Full(v) => sops[id] = Some(vec![v.clone(); n]),
             Op::Map { f, input } => {
                 let xs = val(*input);
@@ -51,9 +48,9 @@ pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
                 for (pos, x) in xs.iter().enumerate() {
                     out.push(match x {
                         Value::None => Value::None,
-                        x => f.call(std::slice::from_ref(x)).map_err(|e| {
-                            err_at(pos, format!("the function raised {e} on input value {}", x.repr()))
-                        })?,
+                        x => f
+                            .call(std::slice::from_ref(x))
+                            .map_err(|e| err_at(pos, format!("the function raised {e} on input value {}", x.repr())))?,
                     });
                 }
                 sops[id] = Some(out);
@@ -121,7 +118,8 @@ pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
                 let xs = val(*sop);
                 let mut out = Vec::with_capacity(n);
                 for (q, row) in m.iter().enumerate() {
-                    let selected: Vec<(usize, &Value)> = row.iter().enumerate().filter(|(_, s)| **s).map(|(k, _)| (k, &xs[k])).collect();
+                    let selected: Vec<(usize, &Value)> =
+                        row.iter().enumerate().filter(|(_, s)| **s).map(|(k, _)| (k, &xs[k])).collect();
                     out.push(aggregate(node.encoding, &selected, default).map_err(|e| err_at(q, e))?);
                 }
                 sops[id] = Some(out);
@@ -153,7 +151,11 @@ pub fn linear(coeffs: &[Value; 2], x: &Value, y: &Value) -> std::result::Result<
 }
 
 /// One query's aggregate over its selected (position, value) pairs.
-pub fn aggregate(encoding: Encoding, selected: &[(usize, &Value)], default: &Value) -> std::result::Result<Value, String> {
+pub fn aggregate(
+    encoding: Encoding,
+    selected: &[(usize, &Value)],
+    default: &Value,
+) -> std::result::Result<Value, String> {
     match selected {
         [] => Ok(default.clone()),
         [(_, v)] => Ok((*v).clone()),
@@ -175,7 +177,10 @@ pub fn aggregate(encoding: Encoding, selected: &[(usize, &Value)], default: &Val
                 let mut sum = Value::Int(0);
                 for (k, v) in selected {
                     if !v.is_number() {
-                        return Err(format!("a numerical Aggregate can only average numbers, found {} at position {k}", v.repr()));
+                        return Err(format!(
+                            "a numerical Aggregate can only average numbers, found {} at position {k}",
+                            v.repr()
+                        ));
                     }
                     sum = binop(BinOp::Add, &sum, v).map_err(|e| e.0)?;
                 }

@@ -60,7 +60,9 @@ enum JsonOp {
     Tokens,
     Indices,
     Length,
-    Full { value: serde_json::Value },
+    Full {
+        value: serde_json::Value,
+    },
     Map {
         input: String,
         table: Vec<Vec<serde_json::Value>>,
@@ -73,7 +75,10 @@ enum JsonOp {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source: Option<String>,
     },
-    LinearSequenceMap { inputs: [String; 2], coefficients: [serde_json::Value; 2] },
+    LinearSequenceMap {
+        inputs: [String; 2],
+        coefficients: [serde_json::Value; 2],
+    },
     Select {
         keys: String,
         queries: String,
@@ -87,10 +92,18 @@ enum JsonOp {
         #[serde(default)]
         default: serde_json::Value,
     },
-    SelectorWidth { selector: String },
-    SelectAnd { inputs: [String; 2] },
-    SelectOr { inputs: [String; 2] },
-    SelectNot { input: String },
+    SelectorWidth {
+        selector: String,
+    },
+    SelectAnd {
+        inputs: [String; 2],
+    },
+    SelectOr {
+        inputs: [String; 2],
+    },
+    SelectNot {
+        input: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -204,9 +217,57 @@ pub fn to_json(p: &Program, settings: Option<&Settings>) -> Result<String> {
         output: label(t.output),
         nodes,
     };
-    let mut s = serde_json::to_string_pretty(&doc).map_err(|e| Error::internal(e.to_string()))?;
+    let v = serde_json::to_value(&doc).map_err(|e| Error::internal(e.to_string()))?;
+    let mut s = String::new();
+    write_compact_pretty(&v, 0, &mut s);
     s.push('\n');
     Ok(s)
+}
+
+/// Pretty JSON with objects broken over lines but arrays without objects on
+/// one line, so that a table row reads as `[x, y, f(x, y)]`.
+pub fn write_compact_pretty(v: &serde_json::Value, indent: usize, out: &mut String) {
+    use serde_json::Value as J;
+    let has_object = |a: &Vec<J>| {
+        a.iter().any(|x| {
+            matches!(x, J::Object(_)) || matches!(x, J::Array(b) if b.iter().any(|y| matches!(y, J::Object(_))))
+        })
+    };
+    match v {
+        J::Object(m) if !m.is_empty() => {
+            out.push_str("{\n");
+            for (i, (k, x)) in m.iter().enumerate() {
+                out.push_str(&"  ".repeat(indent + 1));
+                out.push_str(&J::String(k.clone()).to_string());
+                out.push_str(": ");
+                write_compact_pretty(x, indent + 1, out);
+                out.push_str(if i + 1 < m.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&"  ".repeat(indent));
+            out.push('}');
+        }
+        J::Array(a) if has_object(a) || a.iter().filter(|x| matches!(x, J::Array(_))).count() > 1 => {
+            out.push_str("[\n");
+            for (i, x) in a.iter().enumerate() {
+                out.push_str(&"  ".repeat(indent + 1));
+                write_compact_pretty(x, indent + 1, out);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&"  ".repeat(indent));
+            out.push(']');
+        }
+        J::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_compact_pretty(x, indent, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 /// Reads a program from JSON text; `origin` names the file in messages.
@@ -218,7 +279,10 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
         return Err(bad(format!("\"format\" must be \"{FORMAT}\", found \"{}\"", doc.format)));
     }
     if doc.version != VERSION {
-        return Err(bad(format!("unsupported format version {} (this tracr-opt reads version {VERSION})", doc.version)));
+        return Err(bad(format!(
+            "unsupported format version {} (this tracr-opt reads version {VERSION})",
+            doc.version
+        )));
     }
     let mut ids: HashMap<String, NodeId> = HashMap::new();
     let mut nodes: Vec<Node> = Vec::new();
@@ -226,14 +290,21 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
         let here = format!("node {} ('{}')", i, jn.label);
         let r = |name: &String| -> Result<NodeId> {
             ids.get(name).copied().ok_or_else(|| {
-                bad(format!("{here} reads '{name}', which is not defined before it (nodes must be listed inputs first)"))
+                bad(format!(
+                    "{here} reads '{name}', which is not defined before it (nodes must be listed inputs first)"
+                ))
             })
         };
-        let tab = |rows: &Vec<Vec<serde_json::Value>>, arity: usize| -> Result<Func> {
+        let tab = |rows: &Vec<Vec<serde_json::Value>>, arity: usize, source: &Option<String>| -> Result<Func> {
             let mut t = Table::new(arity);
+            t.source = source.clone();
             for row in rows {
                 if row.len() != arity + 1 {
-                    return Err(bad(format!("{here}: every table row needs {} entries (arguments then result), found {}", arity + 1, row.len())));
+                    return Err(bad(format!(
+                        "{here}: every table row needs {} entries (arguments then result), found {}",
+                        arity + 1,
+                        row.len()
+                    )));
                 }
                 let vals: Vec<Value> = row.iter().map(value_from_json).collect::<Result<_>>()?;
                 t.insert(vals[..arity].to_vec(), vals[arity].clone());
@@ -245,9 +316,9 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
             JsonOp::Indices => Op::Indices,
             JsonOp::Length => Op::Length,
             JsonOp::Full { value } => Op::Full(value_from_json(value)?),
-            JsonOp::Map { input, table, .. } => Op::Map { f: tab(table, 1)?, input: r(input)? },
-            JsonOp::SequenceMap { inputs, table, .. } => {
-                Op::SequenceMap { f: tab(table, 2)?, inputs: [r(&inputs[0])?, r(&inputs[1])?] }
+            JsonOp::Map { input, table, source } => Op::Map { f: tab(table, 1, source)?, input: r(input)? },
+            JsonOp::SequenceMap { inputs, table, source } => {
+                Op::SequenceMap { f: tab(table, 2, source)?, inputs: [r(&inputs[0])?, r(&inputs[1])?] }
             }
             JsonOp::LinearSequenceMap { inputs, coefficients } => {
                 let c0 = value_from_json(&coefficients[0])?;
@@ -257,7 +328,7 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
                 }
                 Op::LinearSequenceMap { inputs: [r(&inputs[0])?, r(&inputs[1])?], coeffs: [c0, c1] }
             }
-            JsonOp::Select { keys, queries, predicate, .. } => Op::Select {
+            JsonOp::Select { keys, queries, predicate, source } => Op::Select {
                 keys: r(keys)?,
                 queries: r(queries)?,
                 predicate: match predicate {
@@ -265,7 +336,7 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
                         Comparison::from_name(name)
                             .ok_or_else(|| bad(format!("{here}: unknown predicate \"{name}\" (expected EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE or a table)")))?,
                     ),
-                    JsonPredicate::Table { table } => Predicate::Custom(tab(table, 2)?),
+                    JsonPredicate::Table { table } => Predicate::Custom(tab(table, 2, source)?),
                 },
             },
             JsonOp::Aggregate { selector, sop, default } => {

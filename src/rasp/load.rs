@@ -62,10 +62,8 @@ pub fn load_source(file: Arc<SourceFile>, output: Option<&str>) -> Result<Progra
             ))
         })?,
     };
-    let name = Path::new(&file.name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| file.name.clone());
+    let name =
+        Path::new(&file.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| file.name.clone());
     Ok(builder.finish(&name, out, settings))
 }
 

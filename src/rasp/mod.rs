@@ -2,6 +2,7 @@
 
 pub mod builder;
 pub mod func;
+pub mod inputs;
 pub mod interp;
 pub mod json;
 pub mod load;

@@ -93,13 +93,32 @@ pub enum Op {
     Length,
     /// A constant s-op.
     Full(Value),
-    Map { f: Func, input: NodeId },
-    SequenceMap { f: Func, inputs: [NodeId; 2] },
+    Map {
+        f: Func,
+        input: NodeId,
+    },
+    SequenceMap {
+        f: Func,
+        inputs: [NodeId; 2],
+    },
     /// `coeffs[0] * x + coeffs[1] * y`, numerical.
-    LinearSequenceMap { inputs: [NodeId; 2], coeffs: [Value; 2] },
-    Aggregate { selector: NodeId, sop: NodeId, default: Value },
-    SelectorWidth { selector: NodeId },
-    Select { keys: NodeId, queries: NodeId, predicate: Predicate },
+    LinearSequenceMap {
+        inputs: [NodeId; 2],
+        coeffs: [Value; 2],
+    },
+    Aggregate {
+        selector: NodeId,
+        sop: NodeId,
+        default: Value,
+    },
+    SelectorWidth {
+        selector: NodeId,
+    },
+    Select {
+        keys: NodeId,
+        queries: NodeId,
+        predicate: Predicate,
+    },
     SelectAnd(NodeId, NodeId),
     SelectOr(NodeId, NodeId),
     SelectNot(NodeId),

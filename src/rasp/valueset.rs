@@ -38,10 +38,18 @@ fn sorted(set: HashSet<Value>) -> Vec<Value> {
 /// Error for a function that raises on a value in its input's value set.
 fn raised(p: &Program, id: NodeId, f: &Func, e: &str, args: &[&Value]) -> Error {
     let shown: Vec<String> = args.iter().map(|v| v.repr()).collect();
-    let what = if args.len() == 1 { format!("input value {}", shown[0]) } else { format!("input values ({})", shown.join(", ")) };
+    let what = if args.len() == 1 {
+        format!("input value {}", shown[0])
+    } else {
+        format!("input values ({})", shown.join(", "))
+    };
     let msg = format!("the function of {} raises {e} on {what}", p.describe(id));
     match f {
-        Func::Closure(c) => Error::at_with_note(&c.span, msg, "every function is evaluated on all values its inputs can take; guard the case (e.g. `x if x != 0 else 0`)"),
+        Func::Closure(c) => Error::at_with_note(
+            &c.span,
+            msg,
+            "every function is evaluated on all values its inputs can take; guard the case (e.g. `x if x != 0 else 0`)",
+        ),
         Func::Table(_) => Error::program(msg),
     }
 }
@@ -162,6 +170,7 @@ pub fn tabulate(p: &Program, vs: &ValueSets) -> Result<Program> {
         match &mut node.op {
             Op::Map { f, input } => {
                 let mut t = Table::new(1);
+                t.source = f.source();
                 for x in vs.of(*input) {
                     let y = f.call(std::slice::from_ref(x)).map_err(|e| raised(p, id, f, &e.0, &[x]))?;
                     t.insert(vec![x.clone()], y);
@@ -170,6 +179,7 @@ pub fn tabulate(p: &Program, vs: &ValueSets) -> Result<Program> {
             }
             Op::SequenceMap { f, inputs } => {
                 let mut t = Table::new(2);
+                t.source = f.source();
                 for x in vs.of(inputs[0]) {
                     for y in vs.of(inputs[1]) {
                         let z = f.call(&[x.clone(), y.clone()]).map_err(|e| raised(p, id, f, &e.0, &[x, y]))?;
@@ -180,6 +190,7 @@ pub fn tabulate(p: &Program, vs: &ValueSets) -> Result<Program> {
             }
             Op::Select { keys, queries, predicate: Predicate::Custom(f) } => {
                 let mut t = Table::new(2);
+                t.source = f.source();
                 for k in vs.of(*keys) {
                     for q in vs.of(*queries) {
                         let r = f.call(&[k.clone(), q.clone()]).map_err(|e| raised(p, id, f, &e.0, &[k, q]))?;

@@ -1,0 +1,32 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use serde_json::Value as Json;
+use tracr_opt::library;
+use tracr_opt::rasp::json::value_from_json;
+use tracr_opt::rasp::load::load_source;
+use tracr_opt::rasp::Program;
+use tracr_opt::value::Value;
+
+/// Tracr's reference measurements, extracted by tests/data/extract_reference.py.
+pub fn reference() -> Json {
+    let text = include_str!("../data/tracr_reference.json");
+    serde_json::from_str(text).expect("reference fixture parses")
+}
+
+pub fn values(j: &Json) -> Vec<Value> {
+    j.as_array().expect("array").iter().map(|v| value_from_json(v).expect("value")).collect()
+}
+
+pub fn bundled(name: &str) -> Program {
+    let b = library::find(name).unwrap_or_else(|| panic!("no bundled program {name}"));
+    load_source(library::source_file(b), None).unwrap_or_else(|e| panic!("{name} fails to load:\n{e}"))
+}
+
+/// The bundled program that reimplements a reference entry.
+pub fn bundled_for_tracr(tracr_name: &str) -> &'static library::Bundled {
+    library::PROGRAMS
+        .iter()
+        .find(|b| b.tracr_name == tracr_name)
+        .unwrap_or_else(|| panic!("no bundled program reimplements {tracr_name}"))
+}
