@@ -3,10 +3,13 @@
 //! The pipeline is described in docs/ARCHITECTURE.md.
 
 pub mod cli;
+pub mod compiler;
 pub mod diagnostic;
 pub mod lang;
 pub mod library;
+pub mod model;
 pub mod rasp;
 pub mod value;
+pub mod verify;
 
 pub use diagnostic::{Error, Result};

@@ -721,29 +721,30 @@ impl<'a> Evaluator<'a> {
                 let keys = self.expect_sop(arg(0).unwrap(), scope, "Select's keys")?;
                 let queries = self.expect_sop(arg(1).unwrap(), scope, "Select's queries")?;
                 let pe = arg(2).unwrap();
-                let predicate =
-                    match self.expr(pe, scope)? {
-                        Meta::Predicate(c) => Predicate::Cmp(c),
-                        Meta::Closure(c) => {
-                            if c.arity() != 2 {
-                                return Err(Error::at(
-                                    &pe.span,
-                                    format!(
-                                        "a Select predicate takes 2 arguments (key, query); this one takes {}",
-                                        c.arity()
-                                    ),
-                                ));
-                            }
-                            Predicate::Custom(Func::Closure(c))
+                let predicate = match self.expr(pe, scope)? {
+                    Meta::Predicate(c) => Predicate::Cmp(c),
+                    Meta::Closure(c) => {
+                        if c.arity() != 2 {
+                            return Err(Error::at(
+                                &pe.span,
+                                format!(
+                                    "a Select predicate takes 2 arguments (key, query); this one takes {}",
+                                    c.arity()
+                                ),
+                            ));
                         }
-                        other => return Err(Error::at(
+                        Predicate::Custom(Func::Closure(c))
+                    }
+                    other => {
+                        return Err(Error::at(
                             &pe.span,
                             format!(
                                 "Select's predicate must be a comparison (EQ, LT, ...) or a lambda k, q: ..., found {}",
                                 other.kind()
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let bld = self.builder(span)?;
                 Ok(Meta::Selector(bld.add(NodeOp::Select { keys, queries, predicate }, Encoding::Categorical, span)))
             }

@@ -1,0 +1,50 @@
+//! Layer allocation: which sublayer each block goes to. Attention sublayers are
+//! the even ones (2l), MLP sublayers the odd ones (2l + 1); a block comes
+//! strictly after every block it reads from.
+
+pub mod heuristic;
+
+use super::craft::{Block, BlockKind};
+use crate::diagnostic::{Error, Result};
+use crate::rasp::Program;
+
+/// A sublayer per block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    pub sublayer: Vec<usize>,
+}
+
+impl Allocation {
+    pub fn n_layers(&self) -> usize {
+        self.sublayer.iter().map(|s| s / 2 + 1).max().unwrap_or(0)
+    }
+
+    /// Checks the allocation against the blocks' kinds and order.
+    pub fn validate(&self, blocks: &[Block]) -> Result<()> {
+        for (i, b) in blocks.iter().enumerate() {
+            let s = self.sublayer[i];
+            let parity_ok = match b.kind() {
+                BlockKind::Attn => s % 2 == 0,
+                BlockKind::Mlp => s % 2 == 1,
+            };
+            if !parity_ok {
+                return Err(Error::internal(format!(
+                    "block {i} ({}) placed in sublayer {s} of the wrong kind",
+                    b.role
+                )));
+            }
+            for a in &b.after {
+                if self.sublayer[*a] >= s {
+                    return Err(Error::internal(format!("block {i} ({}) placed at {s}, not after block {a}", b.role)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A way to allocate blocks to sublayers.
+pub trait Allocator {
+    fn name(&self) -> &'static str;
+    fn allocate(&self, program: &Program, blocks: &[Block]) -> Result<Allocation>;
+}

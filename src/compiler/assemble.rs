@@ -1,0 +1,211 @@
+//! Assembly: blocks placed in sublayers become dense weight matrices over a
+//! fixed residual layout, padded to uniform widths.
+//!
+//! Per head, W_QK is folded into W_Q and W_K selects the key directions; W_OV is
+//! folded into W_V and W_O places the output directions. The head dimension of
+//! a head is therefore (keys read, outputs written); the model's d_head is the
+//! largest over heads, and every head is padded to it.
+
+use super::alloc::Allocation;
+use super::craft::{Block, Body, Dir, BOS, PAD};
+use super::lower::{Embedded, Lowered, OutputDecoder};
+use crate::diagnostic::Result;
+use crate::model::{Config, Decoder, HeadInfo, Layer, LayerInfo, Meta, MlpInfo, Model};
+use crate::rasp::json::value_to_json;
+use crate::rasp::{Program, Settings};
+use crate::value::Value;
+use ndarray::{Array2, Array3};
+use std::collections::HashMap;
+
+pub struct AssembleInput<'a> {
+    pub program: &'a Program,
+    pub settings: &'a Settings,
+    pub lowered: &'a Lowered,
+    pub blocks: &'a [Block],
+    pub allocation: &'a Allocation,
+    pub allocator: &'a str,
+    pub compile_flags: serde_json::Value,
+}
+
+/// The directions a head reads as keys and writes as outputs, in a fixed order.
+fn head_dims(b: &Block) -> (Vec<Dir>, Vec<Dir>) {
+    let Body::Head(h) = &b.body else { return (vec![], vec![]) };
+    let mut keys: Vec<Dir> = h.qk.iter().map(|(_, k, _)| k.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut outs: Vec<Dir> = h.ov.iter().map(|(_, o, _)| o.clone()).collect();
+    outs.sort();
+    outs.dedup();
+    (keys, outs)
+}
+
+pub fn assemble(inp: AssembleInput) -> Result<Model> {
+    let AssembleInput { program, settings, lowered, blocks, allocation, allocator, compile_flags } = inp;
+    let residual: Vec<Dir> = lowered.dirs.iter().cloned().collect();
+    let index: HashMap<&Dir, usize> = residual.iter().enumerate().map(|(i, d)| (d, i)).collect();
+    let d_model = residual.len();
+    let n_layers = allocation.n_layers();
+
+    // blocks per sublayer, in block order (deterministic)
+    let mut attn: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
+    let mut mlp: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
+    for (i, s) in allocation.sublayer.iter().enumerate() {
+        if s % 2 == 0 {
+            attn[s / 2].push(i);
+        } else {
+            mlp[s / 2].push(i);
+        }
+    }
+    let n_heads = attn.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let d_head = blocks
+        .iter()
+        .map(|b| {
+            let (k, o) = head_dims(b);
+            k.len().max(o.len())
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let d_mlp = mlp.iter().map(|l| l.iter().map(|b| blocks[*b].width()).sum::<usize>()).max().unwrap_or(0).max(1);
+    let q_factor = (d_head as f64).sqrt();
+
+    let mut layers = Vec::with_capacity(n_layers);
+    let mut infos = Vec::with_capacity(n_layers);
+    for l in 0..n_layers {
+        let mut layer = Layer {
+            w_q: Array3::zeros((n_heads, d_model, d_head)),
+            w_k: Array3::zeros((n_heads, d_model, d_head)),
+            w_v: Array3::zeros((n_heads, d_model, d_head)),
+            w_o: Array3::zeros((n_heads, d_head, d_model)),
+            w_in: Array2::zeros((d_model, d_mlp)),
+            w_out: Array2::zeros((d_mlp, d_model)),
+        };
+        let mut info = LayerInfo { heads: vec![], mlps: vec![] };
+        for (h, bi) in attn[l].iter().enumerate() {
+            let b = &blocks[*bi];
+            let Body::Head(head) = &b.body else { unreachable!() };
+            let (keys, outs) = head_dims(b);
+            for (j, k) in keys.iter().enumerate() {
+                layer.w_k[[h, index[k], j]] = 1.0;
+            }
+            let kj: HashMap<&Dir, usize> = keys.iter().enumerate().map(|(j, d)| (d, j)).collect();
+            for (q, k, w) in &head.qk {
+                layer.w_q[[h, index[q], kj[k]]] += w * q_factor;
+            }
+            let oj: HashMap<&Dir, usize> = outs.iter().enumerate().map(|(j, d)| (d, j)).collect();
+            for (a, o, w) in &head.ov {
+                layer.w_v[[h, index[a], oj[o]]] += w;
+            }
+            for (j, o) in outs.iter().enumerate() {
+                layer.w_o[[h, j, index[o]]] = 1.0;
+            }
+            info.heads.push(HeadInfo {
+                node: program.nodes[b.node].label.clone(),
+                role: b.role.into(),
+                qk_dims: keys.len(),
+                ov_dims: outs.len(),
+            });
+        }
+        let mut offset = 0;
+        for bi in &mlp[l] {
+            let b = &blocks[*bi];
+            let Body::Mlp(m) = &b.body else { unreachable!() };
+            for (d, h, w) in &m.w_in {
+                layer.w_in[[index[d], offset + h]] += w;
+            }
+            for (h, d, w) in &m.w_out {
+                layer.w_out[[offset + h, index[d]]] += w;
+            }
+            info.mlps.push(MlpInfo {
+                node: program.nodes[b.node].label.clone(),
+                role: b.role.into(),
+                hidden: m.hidden,
+            });
+            offset += m.hidden;
+        }
+        layers.push(layer);
+        infos.push(info);
+    }
+
+    // embeddings: ids 0 = BOS, 1 = PAD, then the vocab
+    let mut tokens: Vec<Value> = vec![Value::Str(BOS.into()), Value::Str(PAD.into())];
+    tokens.extend(settings.vocab.iter().cloned());
+    let n_ctx = settings.max_seq_len + 1;
+    let mut w_e = Array2::<f64>::zeros((tokens.len(), d_model));
+    let mut w_pos = Array2::<f64>::zeros((n_ctx, d_model));
+    w_e[[0, index[&Dir::bos()]]] = 1.0;
+    w_e[[0, index[&Dir::one()]]] = 1.0;
+    w_e[[1, index[&Dir::pad()]]] = 1.0;
+    for (id, emb) in lowered.embedded.iter().enumerate() {
+        let label = &program.nodes[id].label;
+        let numerical = program.nodes[id].encoding == crate::rasp::Encoding::Numerical;
+        match emb {
+            None => {}
+            Some(Embedded::Tokens) => {
+                for (t, v) in settings.vocab.iter().enumerate() {
+                    w_e[[t + 2, index[&Dir::valued(label, v)]]] = 1.0;
+                }
+            }
+            Some(Embedded::Indices) => {
+                for p in 1..n_ctx {
+                    w_pos[[p, index[&Dir::valued(label, &Value::Int(p as i64 - 1))]]] = 1.0;
+                }
+            }
+            Some(Embedded::Constant(c)) => {
+                for t in 0..settings.vocab.len() {
+                    if numerical {
+                        w_e[[t + 2, index[&Dir::named(label)]]] = c.as_f64().unwrap_or(0.0);
+                    } else {
+                        w_e[[t + 2, index[&Dir::valued(label, c)]]] = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    for t in 0..settings.vocab.len() {
+        w_e[[t + 2, index[&Dir::one()]]] = 1.0;
+    }
+    let (w_u, output) = match &lowered.output {
+        OutputDecoder::Categorical(dirs) => {
+            let mut w_u = Array2::<f64>::zeros((d_model, dirs.len().max(1)));
+            for (j, (d, _)) in dirs.iter().enumerate() {
+                w_u[[index[d], j]] = 1.0;
+            }
+            let values = dirs.iter().map(|(_, v)| value_to_json(v)).collect::<Result<_>>()?;
+            (w_u, Decoder::Categorical { values })
+        }
+        OutputDecoder::Numerical(d) => {
+            let mut w_u = Array2::<f64>::zeros((d_model, 1));
+            w_u[[index[d], 0]] = 1.0;
+            (w_u, Decoder::Numerical)
+        }
+    };
+    let config = Config {
+        n_layers,
+        d_model,
+        n_heads,
+        d_head,
+        d_mlp,
+        n_ctx,
+        d_vocab: tokens.len(),
+        d_vocab_out: w_u.ncols(),
+        causal: settings.causal,
+    };
+    let meta = Meta {
+        tool: "tracr-opt".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        program: program.name.clone(),
+        tokens: tokens.iter().map(value_to_json).collect::<Result<_>>()?,
+        bos_id: 0,
+        pad_id: 1,
+        output,
+        output_label: program.nodes[program.output].label.clone(),
+        residual_labels: residual.iter().map(|d| d.to_string()).collect(),
+        layers: infos,
+        allocator: allocator.into(),
+        attention_scale: lowered.scale,
+        compile_flags,
+        source: None,
+    };
+    Ok(Model { config, w_e, w_pos, layers, w_u, meta })
+}

@@ -1,0 +1,63 @@
+//! The compiler: program → value sets → blocks → layer allocation → weights.
+//! Each stage is a module; docs/ARCHITECTURE.md describes the data between them.
+
+pub mod alloc;
+pub mod assemble;
+pub mod craft;
+pub mod graph;
+pub mod lower;
+
+use crate::diagnostic::Result;
+use crate::model::Model;
+use crate::rasp::valueset::{infer, tabulate};
+use crate::rasp::{Program, Settings};
+use alloc::Allocator;
+use std::time::Instant;
+
+/// What a compile produced, with how long each stage took.
+pub struct Compiled {
+    pub model: Model,
+    /// The program with every function tabulated (fast to interpret).
+    pub tabulated: Program,
+    pub stage_ms: Vec<(&'static str, f64)>,
+}
+
+impl Compiled {
+    pub fn total_ms(&self) -> f64 {
+        self.stage_ms.iter().map(|(_, ms)| ms).sum()
+    }
+}
+
+pub fn compile(program: &Program, settings: &Settings, allocator: &dyn Allocator) -> Result<Compiled> {
+    let mut stage_ms = Vec::new();
+    let mut t = Instant::now();
+    let mut lap = |name: &'static str, t: &mut Instant| {
+        stage_ms.push((name, t.elapsed().as_secs_f64() * 1e3));
+        *t = Instant::now();
+    };
+    let vs = infer(program, &settings.vocab, settings.max_seq_len)?;
+    let tabulated = tabulate(program, &vs)?;
+    lap("value_sets", &mut t);
+    let lowered = lower::lower(&tabulated, &vs, settings)?;
+    lap("lower", &mut t);
+    let allocation = allocator.allocate(&tabulated, &lowered.blocks)?;
+    allocation.validate(&lowered.blocks)?;
+    lap("allocate", &mut t);
+    let flags = serde_json::json!({
+        "vocab": settings.vocab.iter().map(crate::rasp::json::value_to_json).collect::<Result<Vec<_>>>()?,
+        "max_seq_len": settings.max_seq_len,
+        "causal": settings.causal,
+        "allocator": allocator.name(),
+    });
+    let model = assemble::assemble(assemble::AssembleInput {
+        program: &tabulated,
+        settings,
+        lowered: &lowered,
+        blocks: &lowered.blocks,
+        allocation: &allocation,
+        allocator: allocator.name(),
+        compile_flags: flags,
+    })?;
+    lap("assemble", &mut t);
+    Ok(Compiled { model, tabulated, stage_ms })
+}

@@ -1,0 +1,192 @@
+//! The forward pass: embeddings, attention + ReLU MLP layers with residual
+//! connections, no layer norm, unembedding. Compiled weights are >99% zeros,
+//! so each matrix is stored by nonzero rows and the residual stream (itself
+//! sparse) is multiplied row by row.
+
+use super::{Decoder, Model};
+use crate::value::Value;
+use ndarray::{Array2, ArrayView2};
+
+/// A matrix as, per row, its nonzero (column, value) entries.
+struct Sparse {
+    rows: Vec<Vec<(usize, f64)>>,
+    cols: usize,
+}
+
+impl Sparse {
+    fn new(a: ArrayView2<f64>) -> Sparse {
+        let rows = a
+            .outer_iter()
+            .map(|r| r.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j, *v)).collect())
+            .collect();
+        Sparse { rows, cols: a.ncols() }
+    }
+
+    /// `x · W` for a row vector x.
+    fn vecmul(&self, x: &[f64], out: &mut [f64]) {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for (i, xi) in x.iter().enumerate() {
+            if *xi != 0.0 {
+                for (j, w) in &self.rows[i] {
+                    out[*j] += xi * w;
+                }
+            }
+        }
+    }
+}
+
+struct HeadW {
+    q: Sparse,
+    k: Sparse,
+    v: Sparse,
+    o: Sparse,
+}
+
+struct LayerW {
+    heads: Vec<HeadW>,
+    w_in: Sparse,
+    w_out: Sparse,
+}
+
+/// A model prepared for fast repeated forward passes.
+pub struct Runner<'m> {
+    pub model: &'m Model,
+    layers: Vec<LayerW>,
+    w_u: Sparse,
+}
+
+impl<'m> Runner<'m> {
+    pub fn new(model: &'m Model) -> Runner<'m> {
+        let layers = model
+            .layers
+            .iter()
+            .map(|l| LayerW {
+                heads: (0..model.config.n_heads)
+                    .map(|h| HeadW {
+                        q: Sparse::new(l.w_q.index_axis(ndarray::Axis(0), h)),
+                        k: Sparse::new(l.w_k.index_axis(ndarray::Axis(0), h)),
+                        v: Sparse::new(l.w_v.index_axis(ndarray::Axis(0), h)),
+                        o: Sparse::new(l.w_o.index_axis(ndarray::Axis(0), h)),
+                    })
+                    .collect(),
+                w_in: Sparse::new(l.w_in.view()),
+                w_out: Sparse::new(l.w_out.view()),
+            })
+            .collect();
+        Runner { model, layers, w_u: Sparse::new(model.w_u.view()) }
+    }
+
+    /// The final residual stream, one row per position (BOS first).
+    pub fn residual(&self, ids: &[usize]) -> Array2<f64> {
+        let c = &self.model.config;
+        let n = ids.len();
+        let d = c.d_model;
+        let mut x = Array2::<f64>::zeros((n, d));
+        for (p, id) in ids.iter().enumerate() {
+            let row = &self.model.w_e.row(*id) + &self.model.w_pos.row(p);
+            x.row_mut(p).assign(&row);
+        }
+        let scale = 1.0 / (c.d_head as f64).sqrt();
+        let mut q = vec![vec![0.0; c.d_head]; n];
+        let mut k = vec![vec![0.0; c.d_head]; n];
+        let mut v = vec![vec![0.0; c.d_head]; n];
+        let mut tmp = vec![0.0; d];
+        let mut hidden = vec![0.0; c.d_mlp];
+        let mut scores = vec![0.0; n];
+        for layer in &self.layers {
+            let mut delta = Array2::<f64>::zeros((n, d));
+            for head in &layer.heads {
+                if head.q.rows.iter().all(Vec::is_empty) && head.v.rows.iter().all(Vec::is_empty) {
+                    continue; // padding head
+                }
+                for p in 0..n {
+                    let xr = x.row(p);
+                    let xs = xr.as_slice().unwrap();
+                    head.q.vecmul(xs, &mut q[p]);
+                    head.k.vecmul(xs, &mut k[p]);
+                    head.v.vecmul(xs, &mut v[p]);
+                }
+                let mut z = vec![0.0; head.v.cols];
+                for qp in 0..n {
+                    let visible = if c.causal { qp + 1 } else { n };
+                    let mut max = f64::NEG_INFINITY;
+                    for kp in 0..visible {
+                        let s: f64 = q[qp].iter().zip(&k[kp]).map(|(a, b)| a * b).sum::<f64>() * scale;
+                        scores[kp] = s;
+                        max = max.max(s);
+                    }
+                    let mut total = 0.0;
+                    for s in scores.iter_mut().take(visible) {
+                        *s = (*s - max).exp();
+                        total += *s;
+                    }
+                    z.iter_mut().for_each(|e| *e = 0.0);
+                    for kp in 0..visible {
+                        let a = scores[kp] / total;
+                        if a != 0.0 {
+                            for (zi, vi) in z.iter_mut().zip(&v[kp]) {
+                                *zi += a * vi;
+                            }
+                        }
+                    }
+                    head.o.vecmul(&z, &mut tmp);
+                    let mut row = delta.row_mut(qp);
+                    for (r, t) in row.iter_mut().zip(&tmp) {
+                        *r += t;
+                    }
+                }
+            }
+            x += &delta;
+            for p in 0..n {
+                let xr = x.row(p).to_owned();
+                layer.w_in.vecmul(xr.as_slice().unwrap(), &mut hidden);
+                hidden.iter_mut().for_each(|h| *h = h.max(0.0));
+                layer.w_out.vecmul(&hidden, &mut tmp);
+                let mut row = x.row_mut(p);
+                for (r, t) in row.iter_mut().zip(&tmp) {
+                    *r += t;
+                }
+            }
+        }
+        x
+    }
+
+    /// Output logits per position (BOS first), [n, d_vocab_out].
+    pub fn logits(&self, ids: &[usize]) -> Array2<f64> {
+        let x = self.residual(ids);
+        let mut out = Array2::<f64>::zeros((ids.len(), self.w_u.cols));
+        let mut row = vec![0.0; self.w_u.cols];
+        for p in 0..ids.len() {
+            let xr = x.row(p).to_owned();
+            self.w_u.vecmul(xr.as_slice().unwrap(), &mut row);
+            out.row_mut(p).assign(&ndarray::ArrayView1::from(&row));
+        }
+        out
+    }
+
+    /// The decoded output at every input position (BOS excluded), and the raw
+    /// number read for each (the winning logit, or the numerical value).
+    pub fn run(&self, ids: &[usize]) -> Vec<(Value, f64)> {
+        let logits = self.logits(ids);
+        (1..ids.len()).map(|p| decode(&self.model.meta.output, logits.row(p).as_slice().unwrap())).collect()
+    }
+}
+
+/// Reads one position's value from its logits.
+pub fn decode(decoder: &Decoder, logits: &[f64]) -> (Value, f64) {
+    match decoder {
+        Decoder::Numerical => (Value::Float(logits[0]), logits[0]),
+        Decoder::Categorical { values } => {
+            let (best, score) =
+                logits
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |acc, (i, v)| if *v > acc.1 { (i, *v) } else { acc });
+            if score < 0.5 || values.is_empty() {
+                (Value::None, score.max(0.0))
+            } else {
+                (crate::rasp::json::value_from_json(&values[best]).unwrap_or(Value::None), score)
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Saving and loading models (filled in with the export format).

@@ -1,0 +1,165 @@
+//! Verification: the compiled model's decoded output against the interpreter,
+//! on every input when there are at most EXHAUSTIVE_LIMIT of them, otherwise on
+//! a seeded random sample.
+
+use crate::model::forward::Runner;
+use crate::model::Model;
+use crate::rasp::inputs;
+use crate::rasp::interp::evaluate;
+use crate::rasp::{Encoding, Program};
+use crate::value::Value;
+
+pub const EXHAUSTIVE_LIMIT: u128 = 100_000;
+
+/// Numerical outputs must agree to this (absolute, plus the same relative).
+pub const NUMERIC_TOLERANCE: f64 = 1e-6;
+
+#[derive(Clone, Debug)]
+pub struct Mismatch {
+    pub input: Vec<Value>,
+    pub expected: Vec<Value>,
+    pub got: Vec<Value>,
+    /// The interpreter's error, when it refused the input.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub inputs: usize,
+    pub exhaustive: bool,
+    pub mismatches: usize,
+    /// The first few, for display.
+    pub examples: Vec<Mismatch>,
+    /// Largest |model - interpreter| over numerical outputs.
+    pub max_abs_error: f64,
+    /// Smallest margin by which a categorical answer won (winning logit).
+    pub min_margin: f64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.mismatches == 0
+    }
+}
+
+pub struct Plan {
+    pub samples: usize,
+    pub seed: u64,
+}
+
+/// The inputs to check: all, or a sample.
+pub fn inputs_for(vocab: &[Value], max_seq_len: usize, plan: &Plan) -> (Vec<Vec<Value>>, bool) {
+    if inputs::count_all(vocab.len(), max_seq_len) <= EXHAUSTIVE_LIMIT {
+        (inputs::all(vocab, max_seq_len).collect(), true)
+    } else {
+        (inputs::sample(vocab, max_seq_len, plan.samples, plan.seed), false)
+    }
+}
+
+fn agree(expected: &Value, got: &Value, numerical: bool) -> (bool, f64) {
+    if numerical {
+        match (expected.as_f64(), got.as_f64()) {
+            (Some(e), Some(g)) => {
+                let err = (e - g).abs();
+                (err <= NUMERIC_TOLERANCE * (1.0 + e.abs()), err)
+            }
+            // a numerical model cannot say "no value": positions where the
+            // interpreter has None are not compared
+            (None, _) if matches!(expected, Value::None) => (true, 0.0),
+            _ => (false, f64::INFINITY),
+        }
+    } else {
+        (expected == got, 0.0)
+    }
+}
+
+/// Checks `model` against `program` (tabulated, for speed) on `inputs`, using
+/// both cores.
+pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustive: bool) -> Report {
+    let numerical = program.nodes[program.output].encoding == Encoding::Numerical;
+    let causal = model.config.causal;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let chunk = inputs.len().div_ceil(threads).max(1);
+    let parts: Vec<Report> = std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let runner = Runner::new(model);
+                    let mut r = Report { min_margin: f64::INFINITY, ..Report::default() };
+                    for input in part {
+                        r.inputs += 1;
+                        let expected = match evaluate(program, input, causal) {
+                            Ok(t) => t.output().to_vec(),
+                            Err(e) => {
+                                r.mismatches += 1;
+                                if r.examples.len() < 5 {
+                                    r.examples.push(Mismatch {
+                                        input: input.clone(),
+                                        expected: vec![],
+                                        got: vec![],
+                                        error: Some(e.to_string()),
+                                    });
+                                }
+                                continue;
+                            }
+                        };
+                        let ids = match model.encode(input) {
+                            Ok(ids) => ids,
+                            Err(e) => {
+                                r.mismatches += 1;
+                                if r.examples.len() < 5 {
+                                    r.examples.push(Mismatch {
+                                        input: input.clone(),
+                                        expected,
+                                        got: vec![],
+                                        error: Some(e.to_string()),
+                                    });
+                                }
+                                continue;
+                            }
+                        };
+                        let out = runner.run(&ids);
+                        let mut bad = false;
+                        for (e, (g, score)) in expected.iter().zip(&out) {
+                            let (ok, err) = agree(e, g, numerical);
+                            if numerical && err.is_finite() {
+                                r.max_abs_error = r.max_abs_error.max(err);
+                            }
+                            if !numerical && !matches!(g, Value::None) {
+                                r.min_margin = r.min_margin.min(*score);
+                            }
+                            bad |= !ok;
+                        }
+                        if bad {
+                            r.mismatches += 1;
+                            if r.examples.len() < 5 {
+                                r.examples.push(Mismatch {
+                                    input: input.clone(),
+                                    expected,
+                                    got: out.into_iter().map(|(v, _)| v).collect(),
+                                    error: None,
+                                });
+                            }
+                        }
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("verification thread")).collect()
+    });
+    let mut total = Report { exhaustive, min_margin: f64::INFINITY, ..Report::default() };
+    for p in parts {
+        total.inputs += p.inputs;
+        total.mismatches += p.mismatches;
+        total.max_abs_error = total.max_abs_error.max(p.max_abs_error);
+        total.min_margin = total.min_margin.min(p.min_margin);
+        for e in p.examples {
+            if total.examples.len() < 5 {
+                total.examples.push(e);
+            }
+        }
+    }
+    total
+}
