@@ -1,9 +1,12 @@
 //! The `tracr-opt` command line. Each subcommand lives in its own module; this
 //! one holds the argument types they share.
 
+mod compile;
 mod convert;
 mod eval;
 mod list;
+mod run;
+mod verify;
 
 use crate::diagnostic::{Error, Result};
 use crate::rasp::load::load;
@@ -34,6 +37,62 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Convert a program to the JSON interchange format.
     Convert(convert::ConvertArgs),
+    /// Compile a program into a transformer, verify it and optionally write it.
+    Compile(compile::CompileArgs),
+    /// Compile a program and check the model against the interpreter.
+    Verify(verify::VerifyCmdArgs),
+    /// Run a model written by `compile --out` on one input.
+    Run(run::RunArgs),
+}
+
+/// Which allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AllocatorChoice {
+    /// Tracr's longest-path layer allocation (the baseline).
+    Heuristic,
+}
+
+/// How to build the model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Layer allocator.
+    #[arg(long, value_enum, default_value = "heuristic")]
+    pub allocator: AllocatorChoice,
+}
+
+impl ModelArgs {
+    pub fn compile(&self, p: &Program, settings: &Settings) -> Result<crate::compiler::Compiled> {
+        let allocator: Box<dyn crate::compiler::alloc::Allocator> = match self.allocator {
+            AllocatorChoice::Heuristic => Box::new(crate::compiler::alloc::heuristic::Heuristic),
+        };
+        crate::compiler::compile(p, settings, allocator.as_ref())
+    }
+}
+
+/// How to verify.
+#[derive(Args, Clone, Debug)]
+pub struct VerifyArgs {
+    /// Random inputs to check when there are more than 100 000 inputs in all.
+    #[arg(long, default_value_t = 2000)]
+    pub samples: usize,
+    /// Seed for the random inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl VerifyArgs {
+    pub fn run(&self, model: &crate::model::Model, tabulated: &Program) -> crate::verify::Report {
+        let vocab: Vec<Value> = model
+            .meta
+            .tokens
+            .iter()
+            .skip(2)
+            .map(|t| crate::rasp::json::value_from_json(t).expect("tokens were written by us"))
+            .collect();
+        let plan = crate::verify::Plan { samples: self.samples, seed: self.seed };
+        let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, model.config.n_ctx - 1, &plan);
+        crate::verify::verify(model, tabulated, &inputs, exhaustive)
+    }
 }
 
 /// Which program, and the settings that override its own.
@@ -163,5 +222,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(a) => list::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Compile(a) => compile::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Run(a) => run::run(a),
     }
 }

@@ -140,17 +140,8 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         let label = &program.nodes[id].label;
         let numerical = program.nodes[id].encoding == crate::rasp::Encoding::Numerical;
         match emb {
-            None => {}
-            Some(Embedded::Tokens) => {
-                for (t, v) in settings.vocab.iter().enumerate() {
-                    w_e[[t + 2, index[&Dir::valued(label, v)]]] = 1.0;
-                }
-            }
-            Some(Embedded::Indices) => {
-                for p in 1..n_ctx {
-                    w_pos[[p, index[&Dir::valued(label, &Value::Int(p as i64 - 1))]]] = 1.0;
-                }
-            }
+            // written below, whether the program reads them or not
+            None | Some(Embedded::Tokens) | Some(Embedded::Indices) => {}
             Some(Embedded::Constant(c)) => {
                 for t in 0..settings.vocab.len() {
                     if numerical {
@@ -162,8 +153,12 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             }
         }
     }
-    for t in 0..settings.vocab.len() {
+    for (t, v) in settings.vocab.iter().enumerate() {
         w_e[[t + 2, index[&Dir::one()]]] = 1.0;
+        w_e[[t + 2, index[&Dir::valued("tokens", v)]]] = 1.0;
+    }
+    for p in 1..n_ctx {
+        w_pos[[p, index[&Dir::valued("indices", &Value::Int(p as i64 - 1))]]] = 1.0;
     }
     let (w_u, output) = match &lowered.output {
         OutputDecoder::Categorical(dirs) => {

@@ -101,6 +101,13 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings) -> Result<Lowered
     cx.dirs.insert(Dir::pad());
     cx.bos.insert(Dir::one(), 1.0);
     cx.bos.insert(Dir::bos(), 1.0);
+    // Tracr always embeds tokens and indices, read or not; so does the baseline
+    for v in &settings.vocab {
+        cx.dirs.insert(Dir::valued("tokens", v));
+    }
+    for i in 0..settings.max_seq_len {
+        cx.dirs.insert(Dir::valued("indices", &Value::Int(i as i64)));
+    }
     for id in 0..p.nodes.len() {
         cx.lower_node(id)?;
     }

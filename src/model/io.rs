@@ -1,1 +1,202 @@
-//! Saving and loading models (filled in with the export format).
+//! The model on disk (docs/EXPORT_FORMAT.md): a directory with
+//! `model.safetensors` (TransformerLens HookedTransformer names and shapes),
+//! `config.json` (HookedTransformerConfig fields) and `tracr_opt.json`
+//! (everything needed to encode inputs and decode outputs).
+//!
+//! Writing is atomic: all files go to a temporary sibling directory that is
+//! renamed into place, so a failed or interrupted write leaves nothing in the
+//! output directory.
+
+use super::{Config, Layer, Meta, Model};
+use crate::diagnostic::{Error, Result};
+use ndarray::{Array2, Array3, ArrayD, IxDyn};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DType {
+    F32,
+    F64,
+}
+
+fn to_bytes(a: &ArrayD<f64>, dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F32 => a.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect(),
+        DType::F64 => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    }
+}
+
+/// The tensors of a model by TransformerLens name, zero biases included.
+pub fn tensors(m: &Model) -> BTreeMap<String, ArrayD<f64>> {
+    let c = &m.config;
+    let mut t: BTreeMap<String, ArrayD<f64>> = BTreeMap::new();
+    t.insert("embed.W_E".into(), m.w_e.clone().into_dyn());
+    t.insert("pos_embed.W_pos".into(), m.w_pos.clone().into_dyn());
+    for (l, layer) in m.layers.iter().enumerate() {
+        let p = format!("blocks.{l}.");
+        t.insert(format!("{p}attn.W_Q"), layer.w_q.clone().into_dyn());
+        t.insert(format!("{p}attn.W_K"), layer.w_k.clone().into_dyn());
+        t.insert(format!("{p}attn.W_V"), layer.w_v.clone().into_dyn());
+        t.insert(format!("{p}attn.W_O"), layer.w_o.clone().into_dyn());
+        for b in ["b_Q", "b_K", "b_V"] {
+            t.insert(format!("{p}attn.{b}"), ArrayD::zeros(IxDyn(&[c.n_heads, c.d_head])));
+        }
+        t.insert(format!("{p}attn.b_O"), ArrayD::zeros(IxDyn(&[c.d_model])));
+        t.insert(format!("{p}mlp.W_in"), layer.w_in.clone().into_dyn());
+        t.insert(format!("{p}mlp.b_in"), ArrayD::zeros(IxDyn(&[c.d_mlp])));
+        t.insert(format!("{p}mlp.W_out"), layer.w_out.clone().into_dyn());
+        t.insert(format!("{p}mlp.b_out"), ArrayD::zeros(IxDyn(&[c.d_model])));
+    }
+    t.insert("unembed.W_U".into(), m.w_u.clone().into_dyn());
+    t.insert("unembed.b_U".into(), ArrayD::zeros(IxDyn(&[c.d_vocab_out])));
+    t
+}
+
+/// HookedTransformerConfig fields.
+pub fn hooked_config(c: &Config) -> serde_json::Value {
+    serde_json::json!({
+        "n_layers": c.n_layers,
+        "d_model": c.d_model,
+        "n_ctx": c.n_ctx,
+        "d_head": c.d_head,
+        "n_heads": c.n_heads,
+        "d_mlp": c.d_mlp,
+        "d_vocab": c.d_vocab,
+        "d_vocab_out": c.d_vocab_out,
+        "act_fn": "relu",
+        "normalization_type": null,
+        "attention_dir": if c.causal { "causal" } else { "bidirectional" },
+        "positional_embedding_type": "standard",
+        "attn_only": false,
+        "default_prepend_bos": false,
+    })
+}
+
+/// The three files' contents, in memory.
+pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let ts = tensors(m);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        ts.iter().map(|(k, a)| (k.clone(), a.shape().to_vec(), to_bytes(a, dtype))).collect();
+    let st_dtype = match dtype {
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+    };
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(k, s, b)| TensorView::new(st_dtype, s.clone(), b).map(|v| (k.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::internal(format!("safetensors view: {e}")))?;
+    let meta = [("format".to_string(), "pt".to_string()), ("producer".to_string(), "tracr-opt".to_string())].into();
+    let st = safetensors::serialize(views, Some(meta)).map_err(|e| Error::internal(format!("safetensors: {e}")))?;
+    let pretty = |v: &serde_json::Value| -> Result<Vec<u8>> {
+        let mut s = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
+        s.push('\n');
+        Ok(s.into_bytes())
+    };
+    let mut config = hooked_config(&m.config);
+    config["tracr_opt_dtype"] = serde_json::Value::from(if dtype == DType::F32 { "float32" } else { "float64" });
+    let meta_json = serde_json::to_value(&m.meta).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(vec![("model.safetensors", st), ("config.json", pretty(&config)?), ("tracr_opt.json", pretty(&meta_json)?)])
+}
+
+/// Writes the model directory atomically.
+pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
+    let files = encode(m, dtype)?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::usage(format!("{} exists and is not a directory", dir.display())));
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.exists() {
+        return Err(Error::usage(format!("the directory {} does not exist", parent.display())));
+    }
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let write_all = || -> Result<()> {
+        std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
+        for (file, bytes) in &files {
+            std::fs::write(tmp.join(file), bytes).map_err(|e| io(e, &tmp.join(file)))?;
+        }
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| io(e, dir))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    };
+    let r = write_all();
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if old.exists() && !dir.exists() {
+            let _ = std::fs::rename(&old, dir);
+        }
+    }
+    r
+}
+
+fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
+    std::fs::read(dir.join(file)).map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.join(file).display())))
+}
+
+/// Loads a model directory written by `save`, from its files alone.
+pub fn load(dir: &Path) -> Result<Model> {
+    let meta: Meta = serde_json::from_slice(&read(dir, "tracr_opt.json")?)
+        .map_err(|e| Error::usage(format!("{}: invalid tracr_opt.json: {e}", dir.display())))?;
+    let cfg: serde_json::Value = serde_json::from_slice(&read(dir, "config.json")?)
+        .map_err(|e| Error::usage(format!("{}: invalid config.json: {e}", dir.display())))?;
+    let field = |k: &str| -> Result<usize> {
+        cfg[k].as_u64().map(|x| x as usize).ok_or_else(|| Error::usage(format!("{}: config.json lacks {k}", dir.display())))
+    };
+    let config = Config {
+        n_layers: field("n_layers")?,
+        d_model: field("d_model")?,
+        n_heads: field("n_heads")?,
+        d_head: field("d_head")?,
+        d_mlp: field("d_mlp")?,
+        n_ctx: field("n_ctx")?,
+        d_vocab: field("d_vocab")?,
+        d_vocab_out: field("d_vocab_out")?,
+        causal: cfg["attention_dir"] == "causal",
+    };
+    let bytes = read(dir, "model.safetensors")?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::usage(format!("{}: invalid model.safetensors: {e}", dir.display())))?;
+    let get = |name: &str, shape: &[usize]| -> Result<ArrayD<f64>> {
+        let t = st.tensor(name).map_err(|e| Error::usage(format!("{}: tensor {name}: {e}", dir.display())))?;
+        if t.shape() != shape {
+            return Err(Error::usage(format!("{}: tensor {name} has shape {:?}, expected {shape:?}", dir.display(), t.shape())));
+        }
+        let data: Vec<f64> = match t.dtype() {
+            Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            Dtype::F64 => t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            other => return Err(Error::usage(format!("{}: tensor {name} has unsupported dtype {other:?}", dir.display()))),
+        };
+        ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::internal(e.to_string()))
+    };
+    let two = |a: ArrayD<f64>| -> Array2<f64> { a.into_dimensionality().expect("checked shape") };
+    let three = |a: ArrayD<f64>| -> Array3<f64> { a.into_dimensionality().expect("checked shape") };
+    let (d, h, k, m) = (config.d_model, config.n_heads, config.d_head, config.d_mlp);
+    let mut layers = Vec::new();
+    for l in 0..config.n_layers {
+        let p = format!("blocks.{l}.");
+        layers.push(Layer {
+            w_q: three(get(&format!("{p}attn.W_Q"), &[h, d, k])?),
+            w_k: three(get(&format!("{p}attn.W_K"), &[h, d, k])?),
+            w_v: three(get(&format!("{p}attn.W_V"), &[h, d, k])?),
+            w_o: three(get(&format!("{p}attn.W_O"), &[h, k, d])?),
+            w_in: two(get(&format!("{p}mlp.W_in"), &[d, m])?),
+            w_out: two(get(&format!("{p}mlp.W_out"), &[m, d])?),
+        });
+    }
+    Ok(Model {
+        w_e: two(get("embed.W_E", &[config.d_vocab, d])?),
+        w_pos: two(get("pos_embed.W_pos", &[config.n_ctx, d])?),
+        w_u: two(get("unembed.W_U", &[d, config.d_vocab_out])?),
+        layers,
+        config,
+        meta,
+    })
+}

@@ -1,0 +1,131 @@
+//! `tracr-opt compile`: program → verified model (→ files).
+
+use super::{ModelArgs, ProgramArgs, VerifyArgs};
+use crate::diagnostic::{Error, Result};
+use crate::model::io::{save, DType};
+use crate::model::Model;
+use crate::verify::Report;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub program: ProgramArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+    /// Skip verification against the interpreter (not recommended).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Write the model here (model.safetensors, config.json, tracr_opt.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Precision of the written weights.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DType,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: CompileArgs) -> Result<()> {
+    let p = args.program.load()?;
+    let settings = args.program.settings(&p)?;
+    let compiled = args.model.compile(&p, &settings)?;
+    let mut model = compiled.model;
+    let report = if args.no_verify { None } else { Some(args.verify.run(&model, &compiled.tabulated)) };
+    let compile_ms = compiled.stage_ms.iter().map(|(_, ms)| ms).sum::<f64>();
+    if let Some(r) = &report {
+        if !r.ok() {
+            eprintln!("{}", super::verify::describe(r));
+            return Err(Error::program(format!(
+                "the compiled model of '{}' disagrees with the interpreter on {} of {} inputs; nothing was written",
+                p.name, r.mismatches, r.inputs
+            )));
+        }
+    }
+    if let Some(dir) = &args.out {
+        model.meta.source = crate::library::find(&args.program.program).map(|b| b.source.to_string()).or_else(|| {
+            std::fs::read_to_string(&args.program.program).ok()
+        });
+        save(&model, dir, args.dtype)?;
+    }
+    if args.json {
+        println!("{}", summary_json(&model, report.as_ref(), compile_ms, &compiled.stage_ms));
+    } else {
+        print!("{}", summary_text(&model, report.as_ref(), compile_ms));
+        if let Some(dir) = &args.out {
+            println!("written to {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+pub fn summary_json(m: &Model, report: Option<&Report>, compile_ms: f64, stages: &[(&str, f64)]) -> serde_json::Value {
+    let c = &m.config;
+    serde_json::json!({
+        "program": m.meta.program,
+        "allocator": m.meta.allocator,
+        "causal": c.causal,
+        "max_seq_len": c.n_ctx - 1,
+        "layers": c.n_layers,
+        "d_model": c.d_model,
+        "n_heads": c.n_heads,
+        "d_head": c.d_head,
+        "d_mlp": c.d_mlp,
+        "params": m.params(),
+        "nonzero_params": m.nonzero_params(),
+        "compile_ms": compile_ms,
+        "stage_ms": stages.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+        "verified": report.map(|r| serde_json::json!({
+            "inputs": r.inputs,
+            "exhaustive": r.exhaustive,
+            "mismatches": r.mismatches,
+            "max_abs_error": r.max_abs_error,
+        })),
+        "layer_structure": m.meta.layers.iter().map(|l| serde_json::json!({
+            "heads": l.heads.iter().map(|h| format!("{} ({})", h.node, h.role)).collect::<Vec<_>>(),
+            "mlp_hidden": l.mlp_width(),
+            "mlps": l.mlps.iter().map(|x| format!("{} ({}, {})", x.node, x.role, x.hidden)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> String {
+    let c = &m.config;
+    let mut s = format!(
+        "{} ({} allocation, {})\n  layers {}  d_model {}  heads {}  d_head {}  d_mlp {}\n  params {} (nonzero {})  compiled in {:.1} ms\n",
+        m.meta.program,
+        m.meta.allocator,
+        if c.causal { "causal" } else { "bidirectional" },
+        c.n_layers,
+        c.d_model,
+        c.n_heads,
+        c.d_head,
+        c.d_mlp,
+        m.params(),
+        m.nonzero_params(),
+        compile_ms
+    );
+    for (l, info) in m.meta.layers.iter().enumerate() {
+        let heads: Vec<String> = info.heads.iter().map(|h| h.node.clone()).collect();
+        let mlps: Vec<String> = info.mlps.iter().map(|x| format!("{}[{}]", x.node, x.hidden)).collect();
+        s.push_str(&format!(
+            "  L{l}: attn {:28} mlp {}\n",
+            if heads.is_empty() { "-".to_string() } else { heads.join(", ") },
+            if mlps.is_empty() { "-".to_string() } else { mlps.join(", ") }
+        ));
+    }
+    match report {
+        Some(r) => s.push_str(&format!(
+            "  verified: {} inputs ({}), 0 mismatches{}\n",
+            r.inputs,
+            if r.exhaustive { "every input" } else { "sampled" },
+            if r.max_abs_error > 0.0 { format!(", max numerical error {:.1e}", r.max_abs_error) } else { String::new() }
+        )),
+        None => s.push_str("  not verified (--no-verify)\n"),
+    }
+    s
+}
