@@ -47,9 +47,9 @@ pub fn run(args: CompileArgs) -> Result<()> {
         }
     }
     if let Some(dir) = &args.out {
-        model.meta.source = crate::library::find(&args.program.program).map(|b| b.source.to_string()).or_else(|| {
-            std::fs::read_to_string(&args.program.program).ok()
-        });
+        model.meta.source = crate::library::find(&args.program.program)
+            .map(|b| b.source.to_string())
+            .or_else(|| std::fs::read_to_string(&args.program.program).ok());
         save(&model, dir, args.dtype)?;
     }
     if args.json {
@@ -123,7 +123,11 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
             "  verified: {} inputs ({}), 0 mismatches{}\n",
             r.inputs,
             if r.exhaustive { "every input" } else { "sampled" },
-            if r.max_abs_error > 0.0 { format!(", max numerical error {:.1e}", r.max_abs_error) } else { String::new() }
+            if r.max_abs_error > 0.0 {
+                format!(", max numerical error {:.1e}", r.max_abs_error)
+            } else {
+                String::new()
+            }
         )),
         None => s.push_str("  not verified (--no-verify)\n"),
     }

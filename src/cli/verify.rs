@@ -78,6 +78,9 @@ pub fn run(args: VerifyCmdArgs) -> Result<()> {
     if r.ok() {
         Ok(())
     } else {
-        Err(Error::program(format!("the model of '{}' disagrees with the interpreter on {} inputs", p.name, r.mismatches)))
+        Err(Error::program(format!(
+            "the model of '{}' disagrees with the interpreter on {} inputs",
+            p.name, r.mismatches
+        )))
     }
 }

@@ -30,7 +30,7 @@ pub struct AssembleInput<'a> {
 /// The directions a head reads as keys and writes as outputs, in a fixed order.
 fn head_dims(b: &Block) -> (Vec<Dir>, Vec<Dir>) {
     let Body::Head(h) = &b.body else { return (vec![], vec![]) };
-    let mut keys: Vec<Dir> = h.qk.iter().map(|(_, k, _)| k.clone()).collect();
+    let mut keys: Vec<Dir> = h.qk_entries().map(|(_, k, _)| k.clone()).collect();
     keys.sort();
     keys.dedup();
     let mut outs: Vec<Dir> = h.ov.iter().map(|(_, o, _)| o.clone()).collect();
@@ -89,7 +89,7 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
                 layer.w_k[[h, index[k], j]] = 1.0;
             }
             let kj: HashMap<&Dir, usize> = keys.iter().enumerate().map(|(j, d)| (d, j)).collect();
-            for (q, k, w) in &head.qk {
+            for (q, k, w) in head.qk_entries() {
                 layer.w_q[[h, index[q], kj[k]]] += w * q_factor;
             }
             let oj: HashMap<&Dir, usize> = outs.iter().enumerate().map(|(j, d)| (d, j)).collect();

@@ -4,7 +4,7 @@
 
 use crate::rasp::NodeId;
 use crate::value::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 /// A named basis direction of the residual stream: `one`, `tokens:a`,
@@ -63,26 +63,37 @@ pub enum BlockKind {
 /// `out[b] += Σ ov[(a, b)] x[a]`.
 #[derive(Clone, Debug, Default)]
 pub struct Head {
-    pub qk: Vec<(Dir, Dir, f64)>,
+    /// W_QK by query direction, then key direction (ordered: deterministic output).
+    pub qk: BTreeMap<Dir, BTreeMap<Dir, f64>>,
     pub ov: Vec<(Dir, Dir, f64)>,
 }
 
 impl Head {
     /// The bilinear score of two sparse residual vectors.
     pub fn score(&self, q: &DirVec, k: &DirVec) -> f64 {
-        self.qk.iter().map(|(a, b, w)| w * q.get(a).unwrap_or(&0.0) * k.get(b).unwrap_or(&0.0)).sum()
+        let mut total = 0.0;
+        for (qd, qv) in q {
+            if let Some(row) = self.qk.get(qd) {
+                for (kd, kv) in k {
+                    if let Some(w) = row.get(kd) {
+                        total += w * qv * kv;
+                    }
+                }
+            }
+        }
+        total
     }
 
-    /// `qk[(a, b)] += w`, merging with an existing entry.
+    /// `qk[(a, b)] += w`.
     pub fn add_qk(&mut self, a: &Dir, b: &Dir, w: f64) {
-        if w == 0.0 {
-            return;
+        if w != 0.0 {
+            *self.qk.entry(a.clone()).or_default().entry(b.clone()).or_insert(0.0) += w;
         }
-        if let Some(e) = self.qk.iter_mut().find(|(x, y, _)| x == a && y == b) {
-            e.2 += w;
-        } else {
-            self.qk.push((a.clone(), b.clone(), w));
-        }
+    }
+
+    /// Every (query dir, key dir, weight).
+    pub fn qk_entries(&self) -> impl Iterator<Item = (&Dir, &Dir, f64)> {
+        self.qk.iter().flat_map(|(q, row)| row.iter().map(move |(k, w)| (q, k, *w)))
     }
 
     pub fn apply_ov(&self, x: &DirVec) -> DirVec {

@@ -148,7 +148,10 @@ pub fn load(dir: &Path) -> Result<Model> {
     let cfg: serde_json::Value = serde_json::from_slice(&read(dir, "config.json")?)
         .map_err(|e| Error::usage(format!("{}: invalid config.json: {e}", dir.display())))?;
     let field = |k: &str| -> Result<usize> {
-        cfg[k].as_u64().map(|x| x as usize).ok_or_else(|| Error::usage(format!("{}: config.json lacks {k}", dir.display())))
+        cfg[k]
+            .as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| Error::usage(format!("{}: config.json lacks {k}", dir.display())))
     };
     let config = Config {
         n_layers: field("n_layers")?,
@@ -167,12 +170,18 @@ pub fn load(dir: &Path) -> Result<Model> {
     let get = |name: &str, shape: &[usize]| -> Result<ArrayD<f64>> {
         let t = st.tensor(name).map_err(|e| Error::usage(format!("{}: tensor {name}: {e}", dir.display())))?;
         if t.shape() != shape {
-            return Err(Error::usage(format!("{}: tensor {name} has shape {:?}, expected {shape:?}", dir.display(), t.shape())));
+            return Err(Error::usage(format!(
+                "{}: tensor {name} has shape {:?}, expected {shape:?}",
+                dir.display(),
+                t.shape()
+            )));
         }
         let data: Vec<f64> = match t.dtype() {
             Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
             Dtype::F64 => t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            other => return Err(Error::usage(format!("{}: tensor {name} has unsupported dtype {other:?}", dir.display()))),
+            other => {
+                return Err(Error::usage(format!("{}: tensor {name} has unsupported dtype {other:?}", dir.display())))
+            }
         };
         ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::internal(e.to_string()))
     };
