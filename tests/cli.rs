@@ -1,0 +1,140 @@
+//! The command line as a user meets it: exit codes, messages, files.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn tracr_opt(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracr-opt")).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tracr-opt-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn eval_prints_the_output_and_the_trace() {
+    let (code, out, _) = tracr_opt(&["eval", "reverse", "--input", "a b c"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "['c', 'b', 'a']");
+    let (_, out, _) = tracr_opt(&["eval", "reverse", "--input", "a b", "--trace"]);
+    assert!(out.contains("opp_idx_minus_1  [1, 0]"), "{out}");
+    let (_, out, _) = tracr_opt(&["eval", "length", "--input", "a b c", "--causal", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["output"], serde_json::json!([1, 2, 3]));
+}
+
+#[test]
+fn user_errors_exit_1_with_a_message() {
+    let (code, _, err) = tracr_opt(&["eval", "reverse", "--input", "a z"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("input token 'z' is not in the vocab {a, b, c}"), "{err}");
+    let (code, _, err) = tracr_opt(&["compile", "no_such_program"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("neither a file nor a bundled program"), "{err}");
+    let dir = scratch("bad");
+    let f = dir.join("bad.rasp");
+    std::fs::write(&f, "x = Map(lambda a: a, tokenz)\n").unwrap();
+    let (code, _, err) = tracr_opt(&["eval", f.to_str().unwrap(), "--input", "a"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad.rasp:1:22: error: unknown name 'tokenz'"), "{err}");
+}
+
+#[test]
+fn compiled_model_runs_from_its_files_alone() {
+    let dir = scratch("run");
+    let out = dir.join("model");
+    let (code, text, err) = tracr_opt(&["compile", "sort_unique", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("0 mismatches"), "{text}");
+    for f in ["model.safetensors", "config.json", "tracr_opt.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let (code, text, _) = tracr_opt(&["run", out.to_str().unwrap(), "--input", "4 2 5 1"]);
+    assert_eq!(code, 0);
+    assert_eq!(text.trim(), "[1, 2, 4, 5]");
+    // compiling again replaces it in place
+    let (code, _, _) = tracr_opt(&["compile", "sort_unique", "--causal", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["attention_dir"], "causal");
+}
+
+#[test]
+fn a_failed_compile_writes_nothing() {
+    let dir = scratch("fail");
+    let prog = dir.join("mix.rasp");
+    // categorical Aggregate that mixes values: refused at compile time
+    std::fs::write(
+        &prog,
+        "out = Aggregate(Select(indices, indices, LEQ), tokens)\ncompile(out, vocab={'a', 'b'}, max_seq_len=3)\n",
+    )
+    .unwrap();
+    let out = dir.join("model");
+    let (code, _, err) = tracr_opt(&["compile", prog.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot compile 'out'"), "{err}");
+    assert!(!out.exists());
+    // one the compiler cannot prove wrong: verification catches it
+    std::fs::write(
+        &prog,
+        "is_a = tokens == 'a'\nout = Aggregate(Select(is_a, is_a, EQ), tokens)\ncompile(out, vocab={'a', 'b', 'c'}, max_seq_len=3)\n",
+    )
+    .unwrap();
+    let (code, _, err) = tracr_opt(&["compile", prog.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("disagrees with the interpreter") && err.contains("nothing was written"), "{err}");
+    assert!(err.contains("selected positions holding different values"), "{err}");
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "only the program remains: {leftovers:?}");
+}
+
+#[test]
+fn compile_json_has_the_documented_keys() {
+    let (code, out, _) = tracr_opt(&["compile", "frac_prevs", "--json"]);
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in ["layers", "d_model", "n_heads", "d_head", "d_mlp", "params", "nonzero_params", "compile_ms"] {
+        assert!(j[k].is_number(), "{k} in {j}");
+    }
+    assert_eq!(j["verified"]["mismatches"], 0);
+    assert_eq!(j["verified"]["inputs"], 4 + 16 + 64 + 256 + 1024);
+}
+
+#[test]
+fn verify_reports_and_exits_0() {
+    let (code, out, _) = tracr_opt(&["verify", "shift_by", "--causal"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("checked 363 inputs (every input of every length): 0 mismatches"), "{out}");
+}
+
+#[test]
+fn convert_writes_json_that_evaluates_the_same() {
+    let dir = scratch("convert");
+    let f = dir.join("dyck.json");
+    let (code, _, err) = tracr_opt(&["convert", "shuffle_dyck", "--to", "json", "-o", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, a, _) = tracr_opt(&["eval", "shuffle_dyck", "--input", "( ) ( ( )"]);
+    let (_, b, _) = tracr_opt(&["eval", f.to_str().unwrap(), "--input", "( ) ( ( )"]);
+    assert_eq!(a, b);
+    let (code, _, _) = tracr_opt(&["verify", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for cmd in ["list", "eval", "convert", "compile", "verify", "run"] {
+        let (code, out, _) = tracr_opt(&[cmd, "--help"]);
+        assert_eq!(code, 0, "{cmd}");
+        assert!(out.contains("Usage: tracr-opt"), "{cmd}: {out}");
+    }
+}
