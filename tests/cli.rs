@@ -138,3 +138,16 @@ fn every_subcommand_has_help() {
         assert!(out.contains("Usage: tracr-opt"), "{cmd}: {out}");
     }
 }
+
+#[test]
+fn the_same_program_and_flags_give_byte_identical_models() {
+    let dir = scratch("determinism");
+    let mut bytes = Vec::new();
+    for run in 0..2 {
+        let out = dir.join(format!("m{run}"));
+        let (code, _, err) = tracr_opt(&["compile", "shuffle_dyck2", "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        bytes.push(["model.safetensors", "config.json", "tracr_opt.json"].map(|f| std::fs::read(out.join(f)).unwrap()));
+    }
+    assert!(bytes[0] == bytes[1], "two compiles of the same program differ");
+}

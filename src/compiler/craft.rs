@@ -4,7 +4,7 @@
 
 use crate::rasp::NodeId;
 use crate::value::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A named basis direction of the residual stream: `one`, `tokens:a`,
@@ -50,7 +50,7 @@ pub const BOS: &str = "BOS";
 pub const PAD: &str = "PAD";
 
 /// A vector over directions (sparse).
-pub type DirVec = HashMap<Dir, f64>;
+pub type DirVec = BTreeMap<Dir, f64>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockKind {
