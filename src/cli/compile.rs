@@ -53,9 +53,25 @@ pub fn run(args: CompileArgs) -> Result<()> {
         save(&model, dir, args.dtype)?;
     }
     if args.json {
-        println!("{}", summary_json(&model, report.as_ref(), compile_ms, &compiled.stage_ms));
+        let mut j = summary_json(&model, report.as_ref(), compile_ms, &compiled.stage_ms);
+        if let Some(info) = &compiled.allocation.info {
+            j["optimal"] = info.optimal.into();
+            j["gap"] = info.gap.into();
+            j["solve_ms"] = info.solve_ms.into();
+            j["objectives"] = info.objectives.clone().into();
+        }
+        println!("{j}");
     } else {
         print!("{}", summary_text(&model, report.as_ref(), compile_ms));
+        if let Some(info) = &compiled.allocation.info {
+            println!(
+                "  allocation: minimised {} — {} (gap {:.1}%), solved in {:.1} ms",
+                info.objectives.join(", "),
+                if info.optimal { "proven optimal" } else { "best found within the time limit" },
+                info.gap * 100.0,
+                info.solve_ms
+            );
+        }
         if let Some(dir) = &args.out {
             println!("written to {}", dir.display());
         }

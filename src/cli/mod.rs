@@ -50,20 +50,54 @@ pub enum Command {
 pub enum AllocatorChoice {
     /// Tracr's longest-path layer allocation (the baseline).
     Heuristic,
+    /// Optimal allocation by integer linear programming (see --minimise).
+    Ilp,
 }
 
 /// How to build the model.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Layer allocator.
-    #[arg(long, value_enum, default_value = "heuristic")]
-    pub allocator: AllocatorChoice,
+    /// Layer allocator [default: ilp, or heuristic when no --minimise is given].
+    #[arg(long, value_enum)]
+    pub allocator: Option<AllocatorChoice>,
+    /// What the ILP allocator minimises, in order (ties broken by the next):
+    /// layers, heads (most heads in a layer), mlp (widest MLP layer), params
+    /// (dense parameter count). Implies --allocator ilp.
+    #[arg(long, value_name = "LIST", default_value = "layers,params")]
+    pub minimise: String,
+    /// Seconds the ILP solver may take before returning its best allocation.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub time_limit: f64,
+    /// Write the ILP in LP format (for checking with another solver).
+    #[arg(long, value_name = "FILE")]
+    pub emit_lp: Option<std::path::PathBuf>,
 }
 
 impl ModelArgs {
+    fn choice(&self) -> AllocatorChoice {
+        let asked_ilp = std::env::args().any(|a| a == "--minimise" || a.starts_with("--minimise="));
+        self.allocator.unwrap_or(if asked_ilp { AllocatorChoice::Ilp } else { AllocatorChoice::Heuristic })
+    }
+
     pub fn compile(&self, p: &Program, settings: &Settings) -> Result<crate::compiler::Compiled> {
-        let allocator: Box<dyn crate::compiler::alloc::Allocator> = match self.allocator {
-            AllocatorChoice::Heuristic => Box::new(crate::compiler::alloc::heuristic::Heuristic),
+        use crate::compiler::alloc::{heuristic::Heuristic, ilp::Ilp, ilp::Objective, Allocator};
+        let allocator: Box<dyn Allocator> = match self.choice() {
+            AllocatorChoice::Heuristic => {
+                if self.emit_lp.is_some() {
+                    return Err(Error::usage("--emit-lp needs the ILP allocator (--allocator ilp or --minimise ...)"));
+                }
+                Box::new(Heuristic)
+            }
+            AllocatorChoice::Ilp => {
+                if !(self.time_limit > 0.0) {
+                    return Err(Error::usage("--time-limit must be positive"));
+                }
+                Box::new(Ilp {
+                    objectives: Objective::parse_list(&self.minimise)?,
+                    time_limit: self.time_limit,
+                    emit_lp: self.emit_lp.clone(),
+                })
+            }
         };
         crate::compiler::compile(p, settings, allocator.as_ref())
     }

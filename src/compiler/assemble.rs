@@ -39,6 +39,12 @@ fn head_dims(b: &Block) -> (Vec<Dir>, Vec<Dir>) {
     (keys, outs)
 }
 
+/// A head's width before padding: the larger of keys read and outputs written.
+pub fn head_width(b: &Block) -> usize {
+    let (k, o) = head_dims(b);
+    k.len().max(o.len())
+}
+
 pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let AssembleInput { program, settings, lowered, blocks, allocation, allocator, compile_flags } = inp;
     let residual: Vec<Dir> = lowered.dirs.iter().cloned().collect();

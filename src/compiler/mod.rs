@@ -17,6 +17,7 @@ use std::time::Instant;
 /// What a compile produced, with how long each stage took.
 pub struct Compiled {
     pub model: Model,
+    pub allocation: alloc::Allocation,
     /// The program with every function tabulated (fast to interpret).
     pub tabulated: Program,
     pub stage_ms: Vec<(&'static str, f64)>,
@@ -40,7 +41,12 @@ pub fn compile(program: &Program, settings: &Settings, allocator: &dyn Allocator
     lap("value_sets", &mut t);
     let lowered = lower::lower(&tabulated, &vs, settings)?;
     lap("lower", &mut t);
-    let allocation = allocator.allocate(&tabulated, &lowered.blocks)?;
+    let out_width = match &lowered.output {
+        lower::OutputDecoder::Categorical(v) => v.len().max(1),
+        lower::OutputDecoder::Numerical(_) => 1,
+    };
+    let costs = alloc::Costs::from_lowered(&lowered, settings.vocab.len() + 2, settings.max_seq_len + 1, out_width);
+    let allocation = allocator.allocate(&tabulated, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);
     let flags = serde_json::json!({
@@ -59,5 +65,5 @@ pub fn compile(program: &Program, settings: &Settings, allocator: &dyn Allocator
         compile_flags: flags,
     })?;
     lap("assemble", &mut t);
-    Ok(Compiled { model, tabulated, stage_ms })
+    Ok(Compiled { model, allocation, tabulated, stage_ms })
 }

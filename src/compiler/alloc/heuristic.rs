@@ -6,9 +6,10 @@
 //! with a following level holding only MLPs. Depth k becomes layer k - 1:
 //! attention in its first half, MLPs in its second. Every level costs a layer.
 
-use super::{Allocation, Allocator};
-use crate::compiler::craft::{Block, BlockKind};
+use super::{Allocation, Allocator, Costs};
+use crate::compiler::craft::BlockKind;
 use crate::compiler::graph::ProgramGraph;
+use crate::compiler::lower::Lowered;
 use crate::diagnostic::Result;
 use crate::rasp::{NodeId, Program};
 use std::collections::BTreeMap;
@@ -28,7 +29,8 @@ impl Allocator for Heuristic {
         "heuristic"
     }
 
-    fn allocate(&self, program: &Program, blocks: &[Block]) -> Result<Allocation> {
+    fn allocate(&self, program: &Program, lowered: &Lowered, _costs: &Costs) -> Result<Allocation> {
+        let blocks = &lowered.blocks;
         let mut kinds: BTreeMap<NodeId, NodeKind> = BTreeMap::new();
         for b in blocks {
             let k = match b.kind() {
@@ -79,6 +81,6 @@ impl Allocator for Heuristic {
                 }
             })
             .collect();
-        Ok(Allocation { sublayer })
+        Ok(Allocation { sublayer, info: None })
     }
 }

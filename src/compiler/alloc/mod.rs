@@ -3,15 +3,37 @@
 //! strictly after every block it reads from.
 
 pub mod heuristic;
+pub mod ilp;
+pub mod lp;
 
 use super::craft::{Block, BlockKind};
+use super::lower::Lowered;
 use crate::diagnostic::{Error, Result};
 use crate::rasp::Program;
+pub use ilp::Costs;
+
+/// How an optimising allocator's solve went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SolveInfo {
+    /// Every objective proven optimal.
+    pub optimal: bool,
+    /// Relative gap of the first objective to its lower bound (0 when optimal).
+    pub gap: f64,
+    pub solve_ms: f64,
+    pub objectives: Vec<String>,
+}
+
+impl SolveInfo {
+    pub fn trivial() -> SolveInfo {
+        SolveInfo { optimal: true, gap: 0.0, solve_ms: 0.0, objectives: vec![] }
+    }
+}
 
 /// A sublayer per block.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Allocation {
     pub sublayer: Vec<usize>,
+    pub info: Option<SolveInfo>,
 }
 
 impl Allocation {
@@ -46,5 +68,5 @@ impl Allocation {
 /// A way to allocate blocks to sublayers.
 pub trait Allocator {
     fn name(&self) -> &'static str;
-    fn allocate(&self, program: &Program, blocks: &[Block]) -> Result<Allocation>;
+    fn allocate(&self, program: &Program, lowered: &Lowered, costs: &Costs) -> Result<Allocation>;
 }

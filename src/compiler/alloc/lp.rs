@@ -1,0 +1,151 @@
+//! A small integer-linear-program representation: solved with good_lp (microlp
+//! by default) and printable in the CPLEX LP format (`--emit-lp`), so anyone can
+//! check a model with another solver.
+
+use crate::diagnostic::{Error, Result};
+use good_lp::solvers::{Solution, SolutionStatus, SolverModel, WithInitialSolution, WithTimeLimit};
+use good_lp::{variable, Expression, ProblemVariables};
+use std::fmt::Write;
+
+#[derive(Clone, Debug)]
+pub struct Var {
+    pub name: String,
+    pub lo: f64,
+    pub hi: f64,
+    pub integer: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Le,
+    Eq,
+}
+
+#[derive(Clone, Debug)]
+pub struct Constraint {
+    pub name: String,
+    pub terms: Vec<(usize, f64)>,
+    pub cmp: Cmp,
+    pub rhs: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Lp {
+    pub vars: Vec<Var>,
+    pub constraints: Vec<Constraint>,
+    /// Minimised.
+    pub objective: Vec<(usize, f64)>,
+    pub comment: String,
+}
+
+/// How a solve ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub values: Vec<f64>,
+    pub optimal: bool,
+    pub objective: f64,
+}
+
+impl Lp {
+    pub fn var(&mut self, name: String, lo: f64, hi: f64, integer: bool) -> usize {
+        self.vars.push(Var { name, lo, hi, integer });
+        self.vars.len() - 1
+    }
+
+    pub fn constrain(&mut self, name: String, terms: Vec<(usize, f64)>, cmp: Cmp, rhs: f64) {
+        self.constraints.push(Constraint { name, terms, cmp, rhs });
+    }
+
+    pub fn objective_value(&self, values: &[f64]) -> f64 {
+        self.objective.iter().map(|(v, c)| c * values[*v]).sum()
+    }
+
+    /// Solves with microlp, starting from `warm` (a feasible point), within
+    /// `seconds`. None when no solution was found in time.
+    pub fn solve(&self, warm: Option<&[f64]>, seconds: f64) -> Result<Option<Outcome>> {
+        let mut pv = ProblemVariables::new();
+        let vs: Vec<good_lp::Variable> = self
+            .vars
+            .iter()
+            .map(|v| {
+                let d = variable().min(v.lo).max(v.hi);
+                pv.add(if v.integer { d.integer() } else { d })
+            })
+            .collect();
+        let obj: Expression = self.objective.iter().map(|(i, c)| *c * vs[*i]).sum();
+        let mut model = pv.minimise(obj).using(good_lp::microlp).with_time_limit(seconds.max(0.01));
+        if let Some(w) = warm {
+            model = model.with_initial_solution(vs.iter().zip(w).map(|(v, x)| (*v, *x)));
+        }
+        for c in &self.constraints {
+            let e: Expression = c.terms.iter().map(|(i, k)| *k * vs[*i]).sum();
+            model.add_constraint(match c.cmp {
+                Cmp::Le => e.leq(c.rhs),
+                Cmp::Eq => e.eq(c.rhs),
+            });
+        }
+        match model.solve() {
+            Ok(sol) => {
+                let values: Vec<f64> = vs.iter().map(|v| sol.value(*v)).collect();
+                let optimal = matches!(sol.status(), SolutionStatus::Optimal);
+                Ok(Some(Outcome { objective: self.objective_value(&values), values, optimal }))
+            }
+            Err(good_lp::ResolutionError::Other(msg)) if msg.contains("Time limit") => Ok(None),
+            Err(e) => Err(Error::internal(format!("the ILP solver failed: {e}"))),
+        }
+    }
+
+    /// The model in CPLEX LP format.
+    pub fn to_lp_text(&self) -> String {
+        let mut s = String::new();
+        for line in self.comment.lines() {
+            let _ = writeln!(s, "\\ {line}");
+        }
+        let expr = |terms: &[(usize, f64)]| -> String {
+            let mut out = String::new();
+            for (k, (i, c)) in terms.iter().enumerate() {
+                match (k, *c < 0.0) {
+                    (0, true) => out.push_str("- "),
+                    (0, false) => {}
+                    (_, true) => out.push_str(" - "),
+                    (_, false) => out.push_str(" + "),
+                }
+                if c.abs() != 1.0 {
+                    let _ = write!(out, "{} ", c.abs());
+                }
+                out.push_str(&self.vars[*i].name);
+            }
+            if out.is_empty() {
+                out.push('0');
+            }
+            out
+        };
+        let _ = writeln!(s, "Minimize\n obj: {}", expr(&self.objective));
+        let _ = writeln!(s, "Subject To");
+        for c in &self.constraints {
+            let op = match c.cmp {
+                Cmp::Le => "<=",
+                Cmp::Eq => "=",
+            };
+            let _ = writeln!(s, " {}: {} {op} {}", c.name, expr(&c.terms), c.rhs);
+        }
+        let _ = writeln!(s, "Bounds");
+        for v in &self.vars {
+            if !(v.integer && v.lo == 0.0 && v.hi == 1.0) {
+                let _ = writeln!(s, " {} <= {} <= {}", v.lo, v.name, v.hi);
+            }
+        }
+        let bin: Vec<&str> =
+            self.vars.iter().filter(|v| v.integer && v.lo == 0.0 && v.hi == 1.0).map(|v| v.name.as_str()).collect();
+        let gen: Vec<&str> =
+            self.vars.iter().filter(|v| v.integer && !(v.lo == 0.0 && v.hi == 1.0)).map(|v| v.name.as_str()).collect();
+        if !bin.is_empty() {
+            let _ = writeln!(s, "Binaries\n {}", bin.join(" "));
+        }
+        if !gen.is_empty() {
+            let _ = writeln!(s, "Generals\n {}", gen.join(" "));
+        }
+        s.push_str("End\n");
+        s
+    }
+}
