@@ -59,6 +59,7 @@ pub fn run(args: CompileArgs) -> Result<()> {
             j["gap"] = info.gap.into();
             j["solve_ms"] = info.solve_ms.into();
             j["objectives"] = info.objectives.clone().into();
+            j["solver"] = crate::compiler::alloc::lp::SOLVER.into();
         }
         println!("{j}");
     } else {

@@ -2,6 +2,8 @@
 //! and embedded in the binary. Each file declares the vocab and max_seq_len
 //! that Tracr's reference measurements used.
 
+pub mod random;
+
 use crate::diagnostic::SourceFile;
 use std::sync::Arc;
 

@@ -207,8 +207,10 @@ impl<'a> Context<'a> {
         };
         let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
         let total_width: usize = blocks.iter().map(Block::width).sum();
-        let heads = lp.var("H".into(), 0.0, n_attn as f64, true);
-        let mlp = lp.var("M".into(), 0.0, total_width as f64, true);
+        // counting bounds: L layers must hold every head and every hidden unit
+        let (h_lo, m_lo) = width_bounds(blocks, layers);
+        let heads = lp.var("H".into(), h_lo as f64, n_attn as f64, true);
+        let mlp = lp.var("M".into(), m_lo as f64, total_width as f64, true);
         let mut x: Vec<Vec<(usize, usize)>> = Vec::with_capacity(blocks.len());
         for (b, _) in blocks.iter().enumerate() {
             let mut vars = Vec::new();
@@ -355,6 +357,8 @@ impl Allocator for Ilp {
         };
         let deadline = self.time_limit;
         let mut all_optimal = true;
+        // the first objective a solve could not prove optimal
+        let mut unproven: Option<Objective> = None;
         // Tracr's allocation is the incumbent: the result is never worse
         let incumbent = super::heuristic::Heuristic.allocate(program, lowered, costs)?.sublayer;
         let rank_of = |sub: &[usize]| -> Vec<f64> { objectives.iter().map(|o| cx.rank(*o, sub)).collect() };
@@ -381,6 +385,7 @@ impl Allocator for Ilp {
             }
             if start.elapsed().as_secs_f64() > deadline {
                 all_optimal = false;
+                unproven.get_or_insert(objectives[0]);
                 break;
             }
             // stages at this number of layers, warm-started from ASAP
@@ -404,9 +409,15 @@ impl Allocator for Ilp {
                         {
                             sub = candidate;
                         }
-                        all_optimal &= out.optimal;
+                        if !out.optimal {
+                            all_optimal = false;
+                            unproven.get_or_insert(o);
+                        }
                     }
-                    None => all_optimal = false,
+                    None => {
+                        all_optimal = false;
+                        unproven.get_or_insert(o);
+                    }
                 }
                 bounds.push((o, cx.lp_value(o, &sub)));
             }
@@ -432,26 +443,22 @@ impl Allocator for Ilp {
             }
         }
         let s = shape(blocks, &sub);
-        let primary = objectives[0];
-        let gap = if all_optimal {
-            0.0
-        } else {
-            let lower = match primary {
-                Objective::Layers => min_layers as f64,
-                Objective::Heads => (any_attn as usize) as f64,
-                Objective::Mlp => widest as f64,
-                Objective::Params => costs.params(min_layers, any_attn as usize, widest),
-            };
-            let value = match primary {
-                Objective::Layers => s.layers as f64,
-                Objective::Heads => s.heads as f64,
-                Objective::Mlp => s.mlp as f64,
-                Objective::Params => costs.params(s.layers, s.heads, s.mlp),
-            };
-            if value > 0.0 {
-                ((value - lower) / value).max(0.0)
-            } else {
-                0.0
+        // gap of the first objective not proven optimal, against the counting bounds
+        let gap = match (all_optimal, unproven) {
+            (true, _) | (false, None) => 0.0,
+            (false, Some(o)) => {
+                let (h_lo, m_lo) = width_bounds(blocks, s.layers);
+                let (value, lower) = match o {
+                    Objective::Layers => (s.layers as f64, min_layers as f64),
+                    Objective::Heads => (s.heads as f64, h_lo.max(any_attn as usize) as f64),
+                    Objective::Mlp => (s.mlp as f64, m_lo.max(widest) as f64),
+                    Objective::Params => (costs.params(s.layers, s.heads, s.mlp), costs.params(s.layers, h_lo, m_lo)),
+                };
+                if value > 0.0 {
+                    ((value - lower) / value).max(0.0)
+                } else {
+                    0.0
+                }
             }
         };
         Ok(Allocation {
@@ -464,6 +471,15 @@ impl Allocator for Ilp {
             }),
         })
     }
+}
+
+/// Lower bounds on H and M at `layers` layers: ⌈heads / L⌉ and
+/// max(widest block, ⌈total width / L⌉).
+fn width_bounds(blocks: &[Block], layers: usize) -> (usize, usize) {
+    let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
+    let total: usize = blocks.iter().map(Block::width).sum();
+    let widest = blocks.iter().map(Block::width).max().unwrap_or(0);
+    (n_attn.div_ceil(layers.max(1)), widest.max(total.div_ceil(layers.max(1))))
 }
 
 /// Lexicographic `a < b` with a tolerance for the LP's floating point.

@@ -5,6 +5,10 @@
 use crate::diagnostic::{Error, Result};
 use good_lp::solvers::{Solution, SolutionStatus, SolverModel, WithInitialSolution, WithTimeLimit};
 use good_lp::{variable, Expression, ProblemVariables};
+
+/// The MILP solver this build uses: microlp (pure Rust) unless built with
+/// `--features highs`.
+pub const SOLVER: &str = if cfg!(feature = "highs") { "highs" } else { "microlp" };
 use std::fmt::Write;
 
 #[derive(Clone, Debug)]
@@ -60,8 +64,8 @@ impl Lp {
         self.objective.iter().map(|(v, c)| c * values[*v]).sum()
     }
 
-    /// Solves with microlp, starting from `warm` (a feasible point), within
-    /// `seconds`. None when no solution was found in time.
+    /// Solves with the build's solver (see [`SOLVER`]), starting from `warm`
+    /// (a feasible point), within `seconds`. None when no solution was found in time.
     pub fn solve(&self, warm: Option<&[f64]>, seconds: f64) -> Result<Option<Outcome>> {
         let mut pv = ProblemVariables::new();
         let vs: Vec<good_lp::Variable> = self
@@ -73,7 +77,18 @@ impl Lp {
             })
             .collect();
         let obj: Expression = self.objective.iter().map(|(i, c)| *c * vs[*i]).sum();
-        let mut model = pv.minimise(obj).using(good_lp::microlp).with_time_limit(seconds.max(0.01));
+        #[cfg(feature = "highs")]
+        let model = pv.minimise(obj).using(good_lp::highs);
+        #[cfg(not(feature = "highs"))]
+        let model = pv.minimise(obj).using(good_lp::microlp);
+        self.run(model, &vs, warm, seconds)
+    }
+
+    fn run<M>(&self, model: M, vs: &[good_lp::Variable], warm: Option<&[f64]>, seconds: f64) -> Result<Option<Outcome>>
+    where
+        M: SolverModel<Error = good_lp::ResolutionError> + WithTimeLimit + WithInitialSolution,
+    {
+        let mut model = model.with_time_limit(seconds.max(0.01));
         if let Some(w) = warm {
             model = model.with_initial_solution(vs.iter().zip(w).map(|(v, x)| (*v, *x)));
         }
@@ -91,7 +106,7 @@ impl Lp {
                 Ok(Some(Outcome { objective: self.objective_value(&values), values, optimal }))
             }
             Err(good_lp::ResolutionError::Other(msg)) if msg.contains("Time limit") => Ok(None),
-            Err(e) => Err(Error::internal(format!("the ILP solver failed: {e}"))),
+            Err(e) => Err(Error::internal(format!("the ILP solver ({SOLVER}) failed: {e}"))),
         }
     }
 
