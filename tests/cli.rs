@@ -99,6 +99,28 @@ fn a_failed_compile_writes_nothing() {
 }
 
 #[test]
+fn minimise_layers_reports_an_optimal_allocation() {
+    let (code, out, err) = tracr_opt(&["compile", "shuffle_dyck3", "--minimise", "layers", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["layers"], 8);
+    assert_eq!(j["allocator"], "ilp");
+    assert_eq!(j["optimal"], true);
+    assert_eq!(j["gap"], 0.0);
+    assert!(j["solve_ms"].is_number());
+    let (code, out, _) = tracr_opt(&["compile", "shuffle_dyck3", "--allocator", "heuristic", "--json"]);
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["layers"], 9);
+    let (code, _, err) = tracr_opt(&["compile", "sort", "--minimise", "layers,depth"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown objective 'depth'"), "{err}");
+    let (code, _, err) = tracr_opt(&["compile", "sort", "--allocator", "heuristic", "--minimise", "heads"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("need the ILP allocator"), "{err}");
+}
+
+#[test]
 fn compile_json_has_the_documented_keys() {
     let (code, out, _) = tracr_opt(&["compile", "frac_prevs", "--json"]);
     assert_eq!(code, 0);
@@ -149,5 +171,13 @@ fn the_same_program_and_flags_give_byte_identical_models() {
         assert_eq!(code, 0, "{err}");
         bytes.push(["model.safetensors", "config.json", "tracr_opt.json"].map(|f| std::fs::read(out.join(f)).unwrap()));
     }
-    assert!(bytes[0] == bytes[1], "two compiles of the same program differ");
+    for (f, (a, b)) in ["model.safetensors", "config.json", "tracr_opt.json"].iter().zip(bytes[0].iter().zip(&bytes[1]))
+    {
+        assert!(
+            a == b,
+            "two compiles of the same program differ in {f}:\n{}\n---\n{}",
+            String::from_utf8_lossy(a).chars().take(3000).collect::<String>(),
+            String::from_utf8_lossy(b).chars().take(3000).collect::<String>()
+        );
+    }
 }

@@ -57,14 +57,14 @@ pub enum AllocatorChoice {
 /// How to build the model.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Layer allocator [default: ilp, or heuristic when no --minimise is given].
-    #[arg(long, value_enum)]
-    pub allocator: Option<AllocatorChoice>,
+    /// Layer allocator: the ILP (never worse than Tracr's) or Tracr's heuristic.
+    #[arg(long, value_enum, default_value = "ilp")]
+    pub allocator: AllocatorChoice,
     /// What the ILP allocator minimises, in order (ties broken by the next):
     /// layers, heads (most heads in a layer), mlp (widest MLP layer), params
-    /// (dense parameter count). Implies --allocator ilp.
-    #[arg(long, value_name = "LIST", default_value = "layers,params")]
-    pub minimise: String,
+    /// (dense parameter count) [default: layers,params].
+    #[arg(long, value_name = "LIST")]
+    pub minimise: Option<String>,
     /// Seconds the ILP solver may take before returning its best allocation.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub time_limit: f64,
@@ -74,17 +74,14 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn choice(&self) -> AllocatorChoice {
-        let asked_ilp = std::env::args().any(|a| a == "--minimise" || a.starts_with("--minimise="));
-        self.allocator.unwrap_or(if asked_ilp { AllocatorChoice::Ilp } else { AllocatorChoice::Heuristic })
-    }
-
     pub fn compile(&self, p: &Program, settings: &Settings) -> Result<crate::compiler::Compiled> {
         use crate::compiler::alloc::{heuristic::Heuristic, ilp::Ilp, ilp::Objective, Allocator};
-        let allocator: Box<dyn Allocator> = match self.choice() {
+        let allocator: Box<dyn Allocator> = match self.allocator {
             AllocatorChoice::Heuristic => {
-                if self.emit_lp.is_some() {
-                    return Err(Error::usage("--emit-lp needs the ILP allocator (--allocator ilp or --minimise ...)"));
+                if self.emit_lp.is_some() || self.minimise.is_some() {
+                    return Err(Error::usage(
+                        "--minimise and --emit-lp need the ILP allocator (drop --allocator heuristic)",
+                    ));
                 }
                 Box::new(Heuristic)
             }
@@ -93,7 +90,7 @@ impl ModelArgs {
                     return Err(Error::usage("--time-limit must be positive"));
                 }
                 Box::new(Ilp {
-                    objectives: Objective::parse_list(&self.minimise)?,
+                    objectives: Objective::parse_list(self.minimise.as_deref().unwrap_or("layers,params"))?,
                     time_limit: self.time_limit,
                     emit_lp: self.emit_lp.clone(),
                 })

@@ -87,7 +87,9 @@ pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
         .map(|(k, s, b)| TensorView::new(st_dtype, s.clone(), b).map(|v| (k.clone(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::internal(format!("safetensors view: {e}")))?;
-    let meta = [("format".to_string(), "pt".to_string()), ("producer".to_string(), "tracr-opt".to_string())].into();
+    // one key only: safetensors writes its metadata map in hash order, and the
+    // output must be byte-identical across runs (the producer is in tracr_opt.json)
+    let meta = [("format".to_string(), "pt".to_string())].into();
     let st = safetensors::serialize(views, Some(meta)).map_err(|e| Error::internal(format!("safetensors: {e}")))?;
     let pretty = |v: &serde_json::Value| -> Result<Vec<u8>> {
         let mut s = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
