@@ -69,6 +69,17 @@ fn compiled_model_runs_from_its_files_alone() {
 }
 
 #[test]
+fn an_unrelated_directory_is_never_replaced() {
+    let dir = scratch("unrelated");
+    let keep = dir.join("notes.txt");
+    std::fs::write(&keep, "mine").unwrap();
+    let (code, _, err) = tracr_opt(&["compile", "length", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a tracr-opt model directory"), "{err}");
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
+}
+
+#[test]
 fn a_failed_compile_writes_nothing() {
     let dir = scratch("fail");
     let prog = dir.join("mix.rasp");

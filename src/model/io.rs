@@ -108,6 +108,22 @@ pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         return Err(Error::usage(format!("{} exists and is not a directory", dir.display())));
     }
+    // an existing directory is replaced whole, so it must be one of ours
+    if dir.is_dir() {
+        let ours = ["model.safetensors", "config.json", "tracr_opt.json"];
+        let entries: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .collect();
+        if !entries.is_empty()
+            && (!entries.iter().any(|e| e == "tracr_opt.json") || entries.iter().any(|e| !ours.contains(&e.as_str())))
+        {
+            return Err(Error::usage(format!(
+                "{} exists and is not a tracr-opt model directory; choose a new or empty --out directory",
+                dir.display()
+            )));
+        }
+    }
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.exists() {

@@ -144,8 +144,9 @@ fn alap(blocks: &[Block], layers: usize) -> Vec<usize> {
     let mut t: Vec<usize> = blocks.iter().map(|b| if last % 2 == parity(b) { last } else { last - 1 }).collect();
     for i in (0..blocks.len()).rev() {
         for a in &blocks[i].after {
-            let bound = t[i] - 1;
-            let latest = if bound % 2 == parity(&blocks[*a]) { bound } else { bound - 1 };
+            // callers use layers >= the critical path, so these never go below zero
+            let bound = t[i].saturating_sub(1);
+            let latest = if bound % 2 == parity(&blocks[*a]) { bound } else { bound.saturating_sub(1) };
             t[*a] = t[*a].min(latest);
         }
     }
