@@ -78,6 +78,21 @@ fn ilp_models_verify_exhaustively() {
 }
 
 #[test]
+fn models_of_every_objective_order_verify() {
+    for name in ["detect_pattern", "shuffle_dyck2", "sort_freq"] {
+        let p = bundled(name);
+        let s = p.settings.clone().unwrap();
+        for objectives in [&[Objective::Params][..], &[Objective::Heads][..], &[Objective::Mlp, Objective::Layers][..]]
+        {
+            let c = compile(&p, &s, &ilp(objectives)).unwrap();
+            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+            let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
+            assert!(r.ok(), "{name} {objectives:?}: {} mismatches", r.mismatches);
+        }
+    }
+}
+
+#[test]
 fn allocation_is_deterministic() {
     for name in ["shuffle_dyck3", "detect_pattern", "sort_freq"] {
         let p = bundled(name);

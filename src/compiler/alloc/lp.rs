@@ -47,7 +47,6 @@ pub struct Lp {
 pub struct Outcome {
     pub values: Vec<f64>,
     pub optimal: bool,
-    pub objective: f64,
 }
 
 impl Lp {
@@ -58,10 +57,6 @@ impl Lp {
 
     pub fn constrain(&mut self, name: String, terms: Vec<(usize, f64)>, cmp: Cmp, rhs: f64) {
         self.constraints.push(Constraint { name, terms, cmp, rhs });
-    }
-
-    pub fn objective_value(&self, values: &[f64]) -> f64 {
-        self.objective.iter().map(|(v, c)| c * values[*v]).sum()
     }
 
     /// Solves with the build's solver (see [`SOLVER`]), starting from `warm`
@@ -103,7 +98,7 @@ impl Lp {
             Ok(sol) => {
                 let values: Vec<f64> = vs.iter().map(|v| sol.value(*v)).collect();
                 let optimal = matches!(sol.status(), SolutionStatus::Optimal);
-                Ok(Some(Outcome { objective: self.objective_value(&values), values, optimal }))
+                Ok(Some(Outcome { values, optimal }))
             }
             Err(good_lp::ResolutionError::Other(msg)) if msg.contains("Time limit") => Ok(None),
             Err(e) => Err(Error::internal(format!("the ILP solver ({SOLVER}) failed: {e}"))),
