@@ -85,7 +85,7 @@ pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustiv
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    let runner = Runner::new(model);
+                    let runner = Runner::new(model).expect("a compiled model's metadata decodes");
                     let mut r = Report { min_margin: f64::INFINITY, ..Report::default() };
                     for input in part {
                         r.inputs += 1;
@@ -104,7 +104,7 @@ pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustiv
                                 continue;
                             }
                         };
-                        let ids = match model.encode(input) {
+                        let ids = match runner.encode(input) {
                             Ok(ids) => ids,
                             Err(e) => {
                                 r.mismatches += 1;

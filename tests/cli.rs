@@ -144,6 +144,13 @@ fn compile_json_has_the_documented_keys() {
 }
 
 #[test]
+fn zero_samples_is_refused_not_a_silent_pass() {
+    let (code, _, err) = tracr_opt(&["verify", "sort", "--max-seq-len", "20", "--samples", "0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--samples must be at least 1"), "{err}");
+}
+
+#[test]
 fn verify_reports_and_exits_0() {
     let (code, out, _) = tracr_opt(&["verify", "shift_by", "--causal"]);
     assert_eq!(code, 0);

@@ -54,8 +54,11 @@ fn minimise_params_is_never_worse_and_strictly_better_when_balancing_helps() {
             let c = compile(&p, &s, &ilp(objectives)).unwrap();
             let ours = c.model.params();
             assert!(ours <= heuristic, "{} {objectives:?}: {ours} > {heuristic}", b.name);
-            if b.name.starts_with("shuffle_dyck") {
-                // two wide balance MLPs share a layer in Tracr's allocation; spreading them helps
+            // dyck: wide balance MLPs share a layer in Tracr's allocation; spreading
+            // them helps. detect_pattern: one more layer removes a padded head.
+            let balancing_helps =
+                b.name.starts_with("shuffle_dyck") || (b.name == "detect_pattern" && objectives == [Objective::Params]);
+            if balancing_helps {
                 assert!(ours < heuristic, "{} {objectives:?}: {ours} not below {heuristic}", b.name);
             }
         }

@@ -35,7 +35,7 @@ pub fn run(args: CompileArgs) -> Result<()> {
     let settings = args.program.settings(&p)?;
     let compiled = args.model.compile(&p, &settings)?;
     let mut model = compiled.model;
-    let report = if args.no_verify { None } else { Some(args.verify.run(&model, &compiled.tabulated)) };
+    let report = if args.no_verify { None } else { Some(args.verify.run(&model, &compiled.tabulated)?) };
     let compile_ms = compiled.stage_ms.iter().map(|(_, ms)| ms).sum::<f64>();
     if let Some(r) = &report {
         if !r.ok() {

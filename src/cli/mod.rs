@@ -112,17 +112,14 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    pub fn run(&self, model: &crate::model::Model, tabulated: &Program) -> crate::verify::Report {
-        let vocab: Vec<Value> = model
-            .meta
-            .tokens
-            .iter()
-            .skip(2)
-            .map(|t| crate::rasp::json::value_from_json(t).expect("tokens were written by us"))
-            .collect();
+    pub fn run(&self, model: &crate::model::Model, tabulated: &Program) -> Result<crate::verify::Report> {
+        if self.samples == 0 {
+            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
+        }
+        let vocab = model.vocab()?;
         let plan = crate::verify::Plan { samples: self.samples, seed: self.seed };
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, model.config.n_ctx - 1, &plan);
-        crate::verify::verify(model, tabulated, &inputs, exhaustive)
+        Ok(crate::verify::verify(model, tabulated, &inputs, exhaustive))
     }
 }
 

@@ -1,10 +1,10 @@
 //! `tracr-opt run`: run a written model from its files alone.
 
-use super::show_seq;
+use super::{parse_input, show_seq};
 use crate::diagnostic::{Error, Result};
 use crate::model::forward::Runner;
 use crate::model::io::load;
-use crate::rasp::json::value_from_json;
+use crate::rasp::Settings;
 use crate::value::Value;
 use clap::Args;
 use std::path::PathBuf;
@@ -29,22 +29,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         )));
     }
     let model = load(&args.model)?;
-    let vocab: Vec<Value> = model.meta.tokens.iter().skip(2).map(value_from_json).collect::<Result<_>>()?;
-    let mut input = Vec::new();
-    for tok in args.input.split_whitespace() {
-        let v = vocab.iter().find(|v| v.display() == tok || v.repr() == tok).cloned().ok_or_else(|| {
-            Error::usage(format!(
-                "input token '{tok}' is not in the model's vocab {{{}}}",
-                vocab.iter().map(Value::display).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        input.push(v);
-    }
-    if input.is_empty() {
-        return Err(Error::usage("the input is empty: give at least one token"));
-    }
-    let ids = model.encode(&input)?;
-    let out = Runner::new(&model).run(&ids);
+    let settings = Settings { vocab: model.vocab()?, max_seq_len: model.config.n_ctx - 1, causal: model.config.causal };
+    let input = parse_input(&args.input, &settings)?;
+    let runner = Runner::new(&model)?;
+    let out = runner.run(&runner.encode(&input)?);
     let values: Vec<Value> = out.iter().map(|(v, _)| v.clone()).collect();
     println!("{}", show_seq(&values));
     if args.logits {

@@ -47,7 +47,7 @@ pub fn run(args: VerifyCmdArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
     let compiled = args.model.compile(&p, &settings)?;
-    let r = args.verify.run(&compiled.model, &compiled.tabulated);
+    let r = args.verify.run(&compiled.model, &compiled.tabulated)?;
     if args.json {
         let examples: Vec<serde_json::Value> = r
             .examples

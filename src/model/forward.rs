@@ -3,9 +3,11 @@
 //! so each matrix is stored by nonzero rows and the residual stream (itself
 //! sparse) is multiplied row by row.
 
-use super::{Decoder, Model};
+use super::Model;
+use crate::diagnostic::{Error, Result};
 use crate::value::Value;
 use ndarray::{Array2, ArrayView2};
+use std::collections::HashMap;
 
 /// A matrix as, per row, its nonzero (column, value) entries.
 struct Sparse {
@@ -53,10 +55,19 @@ pub struct Runner<'m> {
     pub model: &'m Model,
     layers: Vec<LayerW>,
     w_u: Sparse,
+    /// Token → id, decoded from the metadata once.
+    ids: HashMap<Value, usize>,
+    /// Output value per unembedding column (None for a numerical output).
+    outputs: Option<Vec<Value>>,
 }
 
 impl<'m> Runner<'m> {
-    pub fn new(model: &'m Model) -> Runner<'m> {
+    pub fn new(model: &'m Model) -> Result<Runner<'m>> {
+        let ids = model.vocab()?.into_iter().enumerate().map(|(i, v)| (v, i + 2)).collect();
+        let outputs = match &model.meta.output {
+            super::Decoder::Categorical { .. } => Some(model.output_values()?),
+            super::Decoder::Numerical => None,
+        };
         let layers = model
             .layers
             .iter()
@@ -73,7 +84,28 @@ impl<'m> Runner<'m> {
                 w_out: Sparse::new(l.w_out.view()),
             })
             .collect();
-        Runner { model, layers, w_u: Sparse::new(model.w_u.view()) }
+        Ok(Runner { model, layers, w_u: Sparse::new(model.w_u.view()), ids, outputs })
+    }
+
+    /// Token ids for an input sequence, BOS first.
+    pub fn encode(&self, input: &[Value]) -> Result<Vec<usize>> {
+        let n_max = self.model.config.n_ctx - 1;
+        if input.len() > n_max {
+            return Err(Error::usage(format!(
+                "the input has {} tokens but the model takes at most {n_max}",
+                input.len()
+            )));
+        }
+        let mut ids = vec![self.model.meta.bos_id];
+        for v in input {
+            ids.push(
+                *self
+                    .ids
+                    .get(v)
+                    .ok_or_else(|| Error::usage(format!("the token {} is not in the model's vocab", v.repr())))?,
+            );
+        }
+        Ok(ids)
     }
 
     /// The final residual stream, one row per position (BOS first).
@@ -168,25 +200,19 @@ impl<'m> Runner<'m> {
     /// number read for each (the winning logit, or the numerical value).
     pub fn run(&self, ids: &[usize]) -> Vec<(Value, f64)> {
         let logits = self.logits(ids);
-        (1..ids.len()).map(|p| decode(&self.model.meta.output, logits.row(p).as_slice().unwrap())).collect()
+        (1..ids.len()).map(|p| decode(self.outputs.as_deref(), logits.row(p).as_slice().unwrap())).collect()
     }
 }
 
-/// Reads one position's value from its logits.
-pub fn decode(decoder: &Decoder, logits: &[f64]) -> (Value, f64) {
-    match decoder {
-        Decoder::Numerical => (Value::Float(logits[0]), logits[0]),
-        Decoder::Categorical { values } => {
-            let (best, score) =
-                logits
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |acc, (i, v)| if *v > acc.1 { (i, *v) } else { acc });
-            if score < 0.5 || values.is_empty() {
-                (Value::None, score.max(0.0))
-            } else {
-                (crate::rasp::json::value_from_json(&values[best]).unwrap_or(Value::None), score)
-            }
-        }
+/// Reads one position's value from its logits: the number for a numerical
+/// output (`outputs` None), else the argmax value if it reaches 0.5, else None.
+pub fn decode(outputs: Option<&[Value]>, logits: &[f64]) -> (Value, f64) {
+    let Some(values) = outputs else { return (Value::Float(logits[0]), logits[0]) };
+    let (best, score) =
+        logits.iter().enumerate().fold((0, f64::NEG_INFINITY), |acc, (i, v)| if *v > acc.1 { (i, *v) } else { acc });
+    if score < 0.5 || values.is_empty() {
+        (Value::None, score.max(0.0))
+    } else {
+        (values[best].clone(), score)
     }
 }

@@ -138,29 +138,16 @@ impl Model {
                 .sum::<usize>()
     }
 
-    /// Token ids for an input sequence, BOS first.
-    pub fn encode(&self, input: &[Value]) -> crate::Result<Vec<usize>> {
-        let mut ids = vec![self.meta.bos_id];
-        for v in input {
-            let j = crate::rasp::json::value_to_json(v)?;
-            let id = self
-                .meta
-                .tokens
-                .iter()
-                .enumerate()
-                .skip(2)
-                .find(|(_, t)| crate::rasp::json::value_from_json(t).map(|x| &x == v).unwrap_or(false))
-                .map(|(i, _)| i)
-                .ok_or_else(|| crate::Error::usage(format!("the token {j} is not in the model's vocab")))?;
-            ids.push(id);
+    /// The vocab (token ids 2.. in order), decoded from the metadata.
+    pub fn vocab(&self) -> crate::Result<Vec<Value>> {
+        self.meta.tokens.iter().skip(2).map(crate::rasp::json::value_from_json).collect()
+    }
+
+    /// The output values by unembedding column (empty for a numerical output).
+    pub fn output_values(&self) -> crate::Result<Vec<Value>> {
+        match &self.meta.output {
+            Decoder::Categorical { values } => values.iter().map(crate::rasp::json::value_from_json).collect(),
+            Decoder::Numerical => Ok(vec![]),
         }
-        if ids.len() > self.config.n_ctx {
-            return Err(crate::Error::usage(format!(
-                "the input has {} tokens but the model takes at most {}",
-                input.len(),
-                self.config.n_ctx - 1
-            )));
-        }
-        Ok(ids)
     }
 }

@@ -387,14 +387,3 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
     let p = Program { name: doc.name, nodes, output, settings };
     Ok(super::prune_unreachable(&p))
 }
-
-impl Node {
-    /// The function's source text, if it came from program text.
-    pub fn op_source(&self) -> Option<String> {
-        match &self.op {
-            Op::Map { f, .. } | Op::SequenceMap { f, .. } => f.source(),
-            Op::Select { predicate: Predicate::Custom(f), .. } => f.source(),
-            _ => None,
-        }
-    }
-}

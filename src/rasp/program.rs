@@ -173,6 +173,17 @@ pub struct Node {
     pub span: Option<Span>,
 }
 
+impl Node {
+    /// The function's source text, if it came from program text.
+    pub fn op_source(&self) -> Option<String> {
+        match &self.op {
+            Op::Map { f, .. } | Op::SequenceMap { f, .. } => f.source(),
+            Op::Select { predicate: Predicate::Custom(f), .. } => f.source(),
+            _ => None,
+        }
+    }
+}
+
 /// Default compile settings a program can carry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
