@@ -218,7 +218,7 @@ pub fn parse_input(s: &str, settings: &Settings) -> Result<Vec<Value>> {
     }
     if out.len() > settings.max_seq_len {
         return Err(Error::usage(format!(
-            "the input has {} tokens but max_seq_len is {} (pass --max-seq-len to change it)",
+            "the input has {} tokens but max_seq_len is {}",
             out.len(),
             settings.max_seq_len
         )));
