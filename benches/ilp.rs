@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::sync::Arc;
 use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
-use tracr_opt::compiler::compile;
+use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
 use tracr_opt::library::{self, random::random_program_text, PROGRAMS};
 use tracr_opt::rasp::load::load_source;
@@ -27,7 +27,7 @@ fn random_sizes(c: &mut Criterion) {
         let p = load_source(Arc::new(SourceFile { name: format!("random{n}.rasp"), text }), None).unwrap();
         let s = p.settings.clone().unwrap();
         let limit = if n <= SAMPLED_UP_TO { 30.0 } else { LARGE_TIME_LIMIT };
-        let once = compile(&p, &s, &ilp(limit)).unwrap();
+        let once = compile(&p, &s, &ilp(limit), &Options::default()).unwrap();
         let info = once.allocation.info.clone().unwrap();
         eprintln!(
             "random {n:3} s-ops: {} blocks, {} layers, optimal {}, gap {:.3}, {:.1} ms (time limit {limit} s)",
@@ -39,7 +39,7 @@ fn random_sizes(c: &mut Criterion) {
         );
         if n <= SAMPLED_UP_TO {
             group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter(|| compile(&p, &s, &ilp(limit)).unwrap())
+                b.iter(|| compile(&p, &s, &ilp(limit), &Options::default()).unwrap())
             });
         }
     }
@@ -51,7 +51,7 @@ fn bundled(c: &mut Criterion) {
     for b in PROGRAMS {
         let p = load_source(library::source_file(b), None).unwrap();
         let s = p.settings.clone().unwrap();
-        group.bench_function(b.name, |bench| bench.iter(|| compile(&p, &s, &ilp(30.0)).unwrap()));
+        group.bench_function(b.name, |bench| bench.iter(|| compile(&p, &s, &ilp(30.0), &Options::default()).unwrap()));
     }
     group.finish();
 }

@@ -5,6 +5,12 @@ use tracr_opt::cli::{run, Cli};
 fn main() -> ExitCode {
     // A panic is a bug in tracr-opt: say so and exit 2, as for other internal errors.
     std::panic::set_hook(Box::new(|info| {
+        // `println!` panics when stdout is closed early (`tracr-opt ... | head`);
+        // that is the reader's choice, not a bug: stop quietly as a Unix tool does.
+        let message = info.payload_as_str().unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         eprintln!(
             "internal error: {info}\n(this is a bug in tracr-opt; please report it with the command that caused it)"
         );

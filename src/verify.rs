@@ -34,6 +34,9 @@ pub struct Report {
     pub max_abs_error: f64,
     /// Smallest margin by which a categorical answer won (winning logit).
     pub min_margin: f64,
+    /// Largest |logit difference| from the unoptimised model on the same
+    /// inputs, when it was compared.
+    pub max_diff_from_unoptimised: Option<f64>,
 }
 
 impl Report {
@@ -162,4 +165,39 @@ pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustiv
         }
     }
     total
+}
+
+/// Largest absolute difference between two models' output logits (every
+/// non-BOS position) on `inputs`, using both cores. The models must share
+/// vocab and output columns, as a model and its unoptimised reference do.
+pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>]) -> crate::Result<f64> {
+    let (ra, rb) = (Runner::new(a)?, Runner::new(b)?);
+    if a.config.d_vocab_out != b.config.d_vocab_out || a.meta.tokens != b.meta.tokens {
+        return Err(crate::Error::internal("compared models differ in vocab or outputs"));
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let chunk = inputs.len().div_ceil(threads).max(1);
+    let parts: Vec<crate::Result<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .chunks(chunk)
+            .map(|part| {
+                let (ra, rb) = (&ra, &rb);
+                scope.spawn(move || {
+                    let mut worst = 0.0f64;
+                    for input in part {
+                        let ids = ra.encode(input)?;
+                        let (la, lb) = (ra.logits(&ids), rb.logits(&ids));
+                        for (x, y) in la.rows().into_iter().skip(1).zip(lb.rows().into_iter().skip(1)) {
+                            for (p, q) in x.iter().zip(y.iter()) {
+                                worst = worst.max((p - q).abs());
+                            }
+                        }
+                    }
+                    Ok(worst)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("comparison thread")).collect()
+    });
+    parts.into_iter().try_fold(0.0f64, |acc, p| Ok(acc.max(p?)))
 }

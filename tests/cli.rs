@@ -199,3 +199,32 @@ fn the_same_program_and_flags_give_byte_identical_models() {
         );
     }
 }
+
+#[test]
+fn compile_json_reports_ranks_and_the_factorisation_switch() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = tracr_opt(args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let on = json(&["compile", "count_less_freq", "--json"]);
+    let off = json(&["compile", "count_less_freq", "--json", "--no-factorise"]);
+    let flat = |j: &serde_json::Value, k: &str| -> Vec<u64> {
+        j[k].as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|l| l.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()))
+            .collect()
+    };
+    // the second head's selector has parallel key columns: 4 keys read, rank 2
+    assert_eq!(flat(&off, "qk_ranks"), vec![4, 4]);
+    assert_eq!(flat(&on, "qk_ranks"), vec![4, 2]);
+    assert_eq!(flat(&on, "ov_ranks"), vec![1, 1]);
+    assert_eq!(on["d_head"], 4);
+    assert_eq!(on["verified"]["max_diff_from_unoptimised"], 0.0);
+    assert!(off["verified"]["max_diff_from_unoptimised"].is_null());
+    let dyck_on = json(&["compile", "shuffle_dyck", "--json", "--allocator", "heuristic"]);
+    let dyck_off = json(&["compile", "shuffle_dyck", "--json", "--allocator", "heuristic", "--no-factorise"]);
+    assert_eq!(dyck_off["d_mlp"], 306);
+    assert!(dyck_on["d_mlp"].as_u64().unwrap() < 20, "{}", dyck_on["d_mlp"]);
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::compile;
+use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
 use tracr_opt::rasp::load::load_source;
 
@@ -10,7 +10,7 @@ fn compile_error(text: &str) -> String {
     let file = Arc::new(SourceFile { name: "p.rasp".into(), text: text.into() });
     let p = load_source(file, None).unwrap();
     let s = p.settings.clone().unwrap();
-    match compile(&p, &s, &Heuristic) {
+    match compile(&p, &s, &Heuristic, &Options::default()) {
         Ok(_) => panic!("expected a compile error for:\n{text}"),
         Err(e) => e.to_string(),
     }

@@ -7,7 +7,7 @@ mod common;
 
 use common::bundled;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::compile;
+use tracr_opt::compiler::{compile, Options};
 use tracr_opt::rasp::Settings;
 use tracr_opt::value::Value;
 use tracr_opt::verify::{inputs_for, verify, Plan};
@@ -16,7 +16,7 @@ fn check(name: &str, vocab: Vec<Value>, max_seq_len: usize) {
     let p = bundled(name);
     for causal in [false, true] {
         let s = Settings { vocab: vocab.clone(), max_seq_len, causal };
-        let c = compile(&p, &s, &Heuristic).unwrap();
+        let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap();
         let (inputs, exhaustive) = inputs_for(&s.vocab, max_seq_len, &Plan { samples: 2000, seed: 42 });
         assert!(!exhaustive && inputs.len() == 2000);
         // long inputs are where Tracr fails: make sure the sample has them

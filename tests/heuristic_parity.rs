@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::compile;
+use tracr_opt::compiler::{compile, Options};
 use tracr_opt::rasp::valueset::infer;
 use tracr_opt::rasp::Op;
 
@@ -22,7 +22,7 @@ fn heuristic_shapes_equal_tracr() {
         let p = bundled(b.name);
         let mut s = p.settings.clone().unwrap();
         s.causal = causal;
-        let m = compile(&p, &s, &Heuristic).unwrap().model;
+        let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
         let c = &m.config;
         let want = |k: &str| entry[k].as_u64().unwrap() as usize;
         let ctx = format!("{} (causal={causal})", b.name);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::compile;
+use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
 use tracr_opt::rasp::load::load_source;
 use tracr_opt::verify::{inputs_for, verify, Plan};
@@ -15,7 +15,7 @@ fn verifies(name: &str, body: &str, settings: &str) {
     for causal in [false, true] {
         let mut s = p.settings.clone().unwrap();
         s.causal = causal;
-        let c = compile(&p, &s, &Heuristic).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 500, seed: 1 });
         let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
         assert!(

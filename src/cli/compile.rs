@@ -35,7 +35,11 @@ pub fn run(args: CompileArgs) -> Result<()> {
     let settings = args.program.settings(&p)?;
     let compiled = args.model.compile(&p, &settings)?;
     let mut model = compiled.model;
-    let report = if args.no_verify { None } else { Some(args.verify.run(&model, &compiled.tabulated)?) };
+    let report = if args.no_verify {
+        None
+    } else {
+        Some(args.verify.run(&model, compiled.reference.as_ref(), &compiled.tabulated)?)
+    };
     let compile_ms = compiled.stage_ms.iter().map(|(_, ms)| ms).sum::<f64>();
     if let Some(r) = &report {
         if !r.ok() {
@@ -101,7 +105,11 @@ pub fn summary_json(m: &Model, report: Option<&Report>, compile_ms: f64, stages:
             "exhaustive": r.exhaustive,
             "mismatches": r.mismatches,
             "max_abs_error": r.max_abs_error,
+            "max_diff_from_unoptimised": r.max_diff_from_unoptimised,
         })),
+        "qk_ranks": m.meta.layers.iter().map(|l| l.heads.iter().map(|h| h.qk_rank).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "ov_ranks": m.meta.layers.iter().map(|l| l.heads.iter().map(|h| h.ov_rank).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "rotated_heads": m.meta.layers.iter().enumerate().flat_map(|(l, info)| info.heads.iter().filter(|h| h.qk_basis == crate::compiler::craft::Basis::Svd || h.ov_basis == crate::compiler::craft::Basis::Svd).map(move |h| format!("L{l} {} ({})", h.node, h.role))).collect::<Vec<_>>(),
         "layer_structure": m.meta.layers.iter().map(|l| serde_json::json!({
             "heads": l.heads.iter().map(|h| format!("{} ({})", h.node, h.role)).collect::<Vec<_>>(),
             "mlp_hidden": l.mlp_width(),
@@ -127,7 +135,8 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
         compile_ms
     );
     for (l, info) in m.meta.layers.iter().enumerate() {
-        let heads: Vec<String> = info.heads.iter().map(|h| h.node.clone()).collect();
+        let heads: Vec<String> =
+            info.heads.iter().map(|h| format!("{}[qk {} ov {}]", h.node, h.qk_rank, h.ov_rank)).collect();
         let mlps: Vec<String> = info.mlps.iter().map(|x| format!("{}[{}]", x.node, x.hidden)).collect();
         s.push_str(&format!(
             "  L{l}: attn {:28} mlp {}\n",
@@ -137,13 +146,17 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
     }
     match report {
         Some(r) => s.push_str(&format!(
-            "  verified: {} inputs ({}), 0 mismatches{}\n",
+            "  verified: {} inputs ({}), 0 mismatches{}{}\n",
             r.inputs,
             if r.exhaustive { "every input" } else { "sampled" },
             if r.max_abs_error > 0.0 {
                 format!(", max numerical error {:.1e}", r.max_abs_error)
             } else {
                 String::new()
+            },
+            match r.max_diff_from_unoptimised {
+                Some(d) => format!("; logits within {d:.1e} of the unoptimised model"),
+                None => String::new(),
             }
         )),
         None => s.push_str("  not verified (--no-verify)\n"),

@@ -71,6 +71,9 @@ pub struct ModelArgs {
     /// Write the ILP in LP format (for checking with another solver).
     #[arg(long, value_name = "FILE")]
     pub emit_lp: Option<std::path::PathBuf>,
+    /// Keep Tracr's head layout and every MLP neuron (no factorisation pass).
+    #[arg(long)]
+    pub no_factorise: bool,
 }
 
 impl ModelArgs {
@@ -96,7 +99,11 @@ impl ModelArgs {
                 })
             }
         };
-        crate::compiler::compile(p, settings, allocator.as_ref())
+        crate::compiler::compile(p, settings, allocator.as_ref(), &self.options())
+    }
+
+    pub fn options(&self) -> crate::compiler::Options {
+        crate::compiler::Options { factorise: !self.no_factorise }
     }
 }
 
@@ -112,14 +119,25 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    pub fn run(&self, model: &crate::model::Model, tabulated: &Program) -> Result<crate::verify::Report> {
+    /// Verifies `model`; with a `reference` (the unoptimised model) also
+    /// measures how far the optimised model's logits moved from it.
+    pub fn run(
+        &self,
+        model: &crate::model::Model,
+        reference: Option<&crate::model::Model>,
+        tabulated: &Program,
+    ) -> Result<crate::verify::Report> {
         if self.samples == 0 {
             return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
         }
         let vocab = model.vocab()?;
         let plan = crate::verify::Plan { samples: self.samples, seed: self.seed };
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, model.config.n_ctx - 1, &plan);
-        Ok(crate::verify::verify(model, tabulated, &inputs, exhaustive))
+        let mut report = crate::verify::verify(model, tabulated, &inputs, exhaustive);
+        if let Some(r) = reference {
+            report.max_diff_from_unoptimised = Some(crate::verify::max_logit_difference(model, r, &inputs)?);
+        }
+        Ok(report)
     }
 }
 

@@ -29,6 +29,9 @@ pub fn describe(r: &Report) -> String {
     if r.max_abs_error > 0.0 {
         s.push_str(&format!(", max numerical error {:.2e}", r.max_abs_error));
     }
+    if let Some(d) = r.max_diff_from_unoptimised {
+        s.push_str(&format!("; logits within {d:.1e} of the unoptimised model"));
+    }
     for m in &r.examples {
         match &m.error {
             Some(e) => s.push_str(&format!("\n  input {}: {e}", show_seq(&m.input))),
@@ -47,7 +50,7 @@ pub fn run(args: VerifyCmdArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
     let compiled = args.model.compile(&p, &settings)?;
-    let r = args.verify.run(&compiled.model, &compiled.tabulated)?;
+    let r = args.verify.run(&compiled.model, compiled.reference.as_ref(), &compiled.tabulated)?;
     if args.json {
         let examples: Vec<serde_json::Value> = r
             .examples
@@ -69,6 +72,7 @@ pub fn run(args: VerifyCmdArgs) -> Result<()> {
                 "exhaustive": r.exhaustive,
                 "mismatches": r.mismatches,
                 "max_abs_error": r.max_abs_error,
+                "max_diff_from_unoptimised": r.max_diff_from_unoptimised,
                 "examples": examples,
             })
         );

@@ -27,22 +27,13 @@ pub struct AssembleInput<'a> {
     pub compile_flags: serde_json::Value,
 }
 
-/// The directions a head reads as keys and writes as outputs, in a fixed order.
-fn head_dims(b: &Block) -> (Vec<Dir>, Vec<Dir>) {
-    let Body::Head(h) = &b.body else { return (vec![], vec![]) };
-    let mut keys: Vec<Dir> = h.qk_entries().map(|(_, k, _)| k.clone()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut outs: Vec<Dir> = h.ov.iter().map(|(_, o, _)| o.clone()).collect();
-    outs.sort();
-    outs.dedup();
-    (keys, outs)
-}
-
-/// A head's width before padding: the larger of keys read and outputs written.
+/// A head's width: the larger rank of its two factors (Tracr's layout: keys
+/// read and outputs written), 0 for an MLP.
 pub fn head_width(b: &Block) -> usize {
-    let (k, o) = head_dims(b);
-    k.len().max(o.len())
+    match &b.body {
+        Body::Head(h) => h.width(),
+        Body::Mlp(_) => 0,
+    }
 }
 
 pub fn assemble(inp: AssembleInput) -> Result<Model> {
@@ -63,15 +54,7 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         }
     }
     let n_heads = attn.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let d_head = blocks
-        .iter()
-        .map(|b| {
-            let (k, o) = head_dims(b);
-            k.len().max(o.len())
-        })
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let d_head = blocks.iter().map(head_width).max().unwrap_or(0).max(1);
     let d_mlp = mlp.iter().map(|l| l.iter().map(|b| blocks[*b].width()).sum::<usize>()).max().unwrap_or(0).max(1);
     let q_factor = (d_head as f64).sqrt();
 
@@ -90,26 +73,30 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         for (h, bi) in attn[l].iter().enumerate() {
             let b = &blocks[*bi];
             let Body::Head(head) = &b.body else { unreachable!() };
-            let (keys, outs) = head_dims(b);
-            for (j, k) in keys.iter().enumerate() {
-                layer.w_k[[h, index[k], j]] = 1.0;
+            let layout = head.layout();
+            for (j, (q, k)) in layout.qk.left.iter().zip(&layout.qk.right).enumerate() {
+                for (d, w) in q {
+                    layer.w_q[[h, index[d], j]] = w * q_factor;
+                }
+                for (d, w) in k {
+                    layer.w_k[[h, index[d], j]] = *w;
+                }
             }
-            let kj: HashMap<&Dir, usize> = keys.iter().enumerate().map(|(j, d)| (d, j)).collect();
-            for (q, k, w) in head.qk_entries() {
-                layer.w_q[[h, index[q], kj[k]]] += w * q_factor;
-            }
-            let oj: HashMap<&Dir, usize> = outs.iter().enumerate().map(|(j, d)| (d, j)).collect();
-            for (a, o, w) in &head.ov {
-                layer.w_v[[h, index[a], oj[o]]] += w;
-            }
-            for (j, o) in outs.iter().enumerate() {
-                layer.w_o[[h, j, index[o]]] = 1.0;
+            for (j, (v, o)) in layout.ov.left.iter().zip(&layout.ov.right).enumerate() {
+                for (d, w) in v {
+                    layer.w_v[[h, index[d], j]] = *w;
+                }
+                for (d, w) in o {
+                    layer.w_o[[h, j, index[d]]] = *w;
+                }
             }
             info.heads.push(HeadInfo {
                 node: program.nodes[b.node].label.clone(),
                 role: b.role.into(),
-                qk_dims: keys.len(),
-                ov_dims: outs.len(),
+                qk_rank: layout.qk.rank(),
+                ov_rank: layout.ov.rank(),
+                qk_basis: layout.qk.basis,
+                ov_basis: layout.ov.basis,
             });
         }
         let mut offset = 0;

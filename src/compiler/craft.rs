@@ -66,6 +66,55 @@ pub struct Head {
     /// W_QK by query direction, then key direction (ordered: deterministic output).
     pub qk: BTreeMap<Dir, BTreeMap<Dir, f64>>,
     pub ov: Vec<(Dir, Dir, f64)>,
+    /// How the head's weights are laid out in head dimensions; set by the
+    /// factorisation pass, Tracr's layout when None.
+    pub layout: Option<HeadLayout>,
+}
+
+/// How a factor's head-side basis was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// One side is a selection of residual directions, weight 1 each (Tracr's layout).
+    Axis,
+    /// One side sums groups of residual directions with parallel partners: sparse, not rotated.
+    Grouped,
+    /// Singular vectors: the head's basis is rotated against the residual's.
+    Svd,
+}
+
+/// A matrix over directions written as `Σ_j left[j] ⊗ right[j]`: for W_QK the
+/// columns of W_Q and W_K, for W_OV the columns of W_V and the rows of W_O.
+/// The rank (head dimensions used) is the number of terms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Factor {
+    pub left: Vec<DirVec>,
+    pub right: Vec<DirVec>,
+    pub basis: Basis,
+}
+
+impl Factor {
+    pub fn rank(&self) -> usize {
+        self.left.len()
+    }
+
+    /// Tracr's layout: one term per column direction, that direction on the
+    /// right and the column's entries on the left.
+    pub fn by_columns(entries: &[(Dir, Dir, f64)]) -> Factor {
+        let mut columns: BTreeMap<&Dir, DirVec> = BTreeMap::new();
+        for (r, c, w) in entries {
+            *columns.entry(c).or_default().entry(r.clone()).or_insert(0.0) += w;
+        }
+        let (left, right) = columns.into_iter().map(|(c, col)| (col, [(c.clone(), 1.0)].into_iter().collect())).unzip();
+        Factor { left, right, basis: Basis::Axis }
+    }
+}
+
+/// A head's two factorisations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadLayout {
+    pub qk: Factor,
+    pub ov: Factor,
 }
 
 impl Head {
@@ -94,6 +143,25 @@ impl Head {
     /// Every (query dir, key dir, weight).
     pub fn qk_entries(&self) -> impl Iterator<Item = (&Dir, &Dir, f64)> {
         self.qk.iter().flat_map(|(q, row)| row.iter().map(move |(k, w)| (q, k, *w)))
+    }
+
+    /// The head's layout: the factorised one if set, otherwise Tracr's
+    /// (W_K selects the key directions read, W_O places the outputs written).
+    pub fn layout(&self) -> HeadLayout {
+        match &self.layout {
+            Some(l) => l.clone(),
+            None => HeadLayout { qk: Factor::by_columns(&self.qk_triplets()), ov: Factor::by_columns(&self.ov) },
+        }
+    }
+
+    /// Head dimensions needed: the larger rank of the two factors.
+    pub fn width(&self) -> usize {
+        let l = self.layout();
+        l.qk.rank().max(l.ov.rank())
+    }
+
+    pub fn qk_triplets(&self) -> Vec<(Dir, Dir, f64)> {
+        self.qk_entries().map(|(q, k, w)| (q.clone(), k.clone(), w)).collect()
     }
 
     pub fn apply_ov(&self, x: &DirVec) -> DirVec {

@@ -55,8 +55,13 @@ pub enum Decoder {
 pub struct HeadInfo {
     pub node: String,
     pub role: String,
-    pub qk_dims: usize,
-    pub ov_dims: usize,
+    /// Head dimensions used by W_Q/W_K (the rank of W_QK once factorised).
+    pub qk_rank: usize,
+    /// Head dimensions used by W_V/W_O (the rank of W_OV once factorised).
+    pub ov_rank: usize,
+    /// `svd` when the head's basis is rotated against the residual stream.
+    pub qk_basis: crate::compiler::craft::Basis,
+    pub ov_basis: crate::compiler::craft::Basis,
 }
 
 /// What one MLP block of one layer computes.
