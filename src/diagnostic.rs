@@ -108,6 +108,17 @@ impl Error {
         matches!(self, Error::Internal { .. })
     }
 
+    /// The same error with `what: ` in front of its message (source errors
+    /// already name their file and place, and are left alone).
+    pub fn context(self, what: &str) -> Error {
+        match self {
+            Error::Program { message } => Error::Program { message: format!("{what}: {message}") },
+            Error::Usage { message } => Error::Usage { message: format!("{what}: {message}") },
+            Error::Internal { message } => Error::Internal { message: format!("{what}: {message}") },
+            e @ Error::Source { .. } => e,
+        }
+    }
+
     /// The message without location, for tests and JSON output.
     pub fn message(&self) -> &str {
         match self {

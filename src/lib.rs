@@ -3,6 +3,7 @@
 //! The pipeline is described in docs/ARCHITECTURE.md.
 
 pub mod cli;
+pub mod compare;
 pub mod compiler;
 pub mod diagnostic;
 pub mod lang;

@@ -15,7 +15,14 @@ fn main() -> ExitCode {
             "internal error: {info}\n(this is a bug in tracr-opt; please report it with the command that caused it)"
         );
     }));
-    let cli = Cli::parse();
+    // clap exits 2 on a usage error; here 2 means a bug, so usage errors exit 1
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -1,5 +1,5 @@
 //! With the heuristic allocator, the model's shape equals Tracr's for every
-//! library program (tests/data/tracr_reference.json, from Tracr itself):
+//! library program (src/library/tracr_reference.json, from Tracr itself):
 //! layers, heads and residual width exactly; MLP width exactly except for the
 //! two deliberate differences of docs/TRACR_DIFFERENCES.md, each checked here
 //! against its stated reason.

@@ -12,8 +12,19 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub program: ProgramArgs,
     /// The input: tokens separated by spaces, e.g. "a b c".
-    #[arg(long)]
-    pub input: String,
+    #[arg(long, required_unless_present = "all_inputs", conflicts_with = "all_inputs")]
+    pub input: Option<String>,
+    /// Evaluate every input of every length (a seeded sample of --samples
+    /// when there are more than 100 000) and print one JSON line each:
+    /// {"input": [...], "output": [...]} (expected outputs for other tools).
+    #[arg(long, conflicts_with_all = ["trace", "json"])]
+    pub all_inputs: bool,
+    /// With --all-inputs: sample size when there are too many inputs.
+    #[arg(long, default_value_t = 2000, requires = "all_inputs")]
+    pub samples: usize,
+    /// With --all-inputs: sampling seed.
+    #[arg(long, default_value_t = 0, requires = "all_inputs")]
+    pub seed: u64,
     /// Also print every s-op's value at every position.
     #[arg(long)]
     pub trace: bool,
@@ -25,7 +36,8 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
-    let input = parse_input(&args.input, &settings)?;
+    let Some(input_text) = &args.input else { return all_inputs(&p, &settings, &args) };
+    let input = parse_input(input_text, &settings)?;
     let trace = evaluate(&p, &input, settings.causal)?;
     let sop_rows: Vec<(&str, &Vec<Value>)> = p
         .nodes
@@ -60,5 +72,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!();
     }
     println!("{}", show_seq(trace.output()));
+    Ok(())
+}
+
+/// `--all-inputs`: JSON lines, evaluated on the tabulated program (fast).
+fn all_inputs(p: &crate::rasp::Program, settings: &crate::rasp::Settings, args: &EvalArgs) -> Result<()> {
+    use std::io::Write;
+    let vs = crate::rasp::valueset::infer(p, &settings.vocab, settings.max_seq_len)?;
+    let tabulated = crate::rasp::valueset::tabulate(p, &vs)?;
+    let plan = crate::verify::Plan { samples: args.samples.max(1), seed: args.seed };
+    let (inputs, _) = crate::verify::inputs_for(&settings.vocab, settings.max_seq_len, &plan);
+    let seq = |v: &[Value]| -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Array(v.iter().map(value_to_json).collect::<Result<_>>()?))
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for input in &inputs {
+        let trace = evaluate(&tabulated, input, settings.causal)?;
+        let line = serde_json::json!({"input": seq(input)?, "output": seq(trace.output())?});
+        if writeln!(out, "{line}").is_err() {
+            return Ok(()); // the reader closed the pipe
+        }
+    }
+    let _ = out.flush();
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `tracr-opt` command line. Each subcommand lives in its own module; this
 //! one holds the argument types they share.
 
+mod compare;
 mod compile;
 mod convert;
 mod eval;
@@ -43,6 +44,8 @@ pub enum Command {
     Verify(verify::VerifyCmdArgs),
     /// Run a model written by `compile --out` on one input.
     Run(run::RunArgs),
+    /// Tracr vs baseline vs optimised model size, per program, as a table.
+    Compare(compare::CompareArgs),
 }
 
 /// Which allocator.
@@ -78,6 +81,10 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn compile(&self, p: &Program, settings: &Settings) -> Result<crate::compiler::Compiled> {
+        crate::compiler::compile(p, settings, self.allocator()?.as_ref(), &self.options())
+    }
+
+    pub fn allocator(&self) -> Result<Box<dyn crate::compiler::alloc::Allocator>> {
         use crate::compiler::alloc::{heuristic::Heuristic, ilp::Ilp, ilp::Objective, Allocator};
         let allocator: Box<dyn Allocator> = match self.allocator {
             AllocatorChoice::Heuristic => {
@@ -99,7 +106,7 @@ impl ModelArgs {
                 })
             }
         };
-        crate::compiler::compile(p, settings, allocator.as_ref(), &self.options())
+        Ok(allocator)
     }
 
     pub fn options(&self) -> crate::compiler::Options {
@@ -271,5 +278,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compile(a) => compile::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Run(a) => run::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

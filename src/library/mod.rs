@@ -56,3 +56,50 @@ pub fn find(name: &str) -> Option<&'static Bundled> {
 pub fn source_file(b: &Bundled) -> Arc<SourceFile> {
     Arc::new(SourceFile { name: format!("<bundled>/{}.rasp", b.name), text: b.source.to_string() })
 }
+
+/// Tracr's own measurements of its library (vocab, max_seq_len, causal, model
+/// shape, compile time), extracted from the shared reference by
+/// `src/library/extract_reference.py`.
+pub const TRACR_REFERENCE: &str = include_str!("tracr_reference.json");
+
+/// What Tracr built for one program at one setting.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TracrFigures {
+    pub layers: usize,
+    pub heads: usize,
+    pub d_model: usize,
+    /// Tracr's head width (its key size; values are padded to it).
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub params: usize,
+    pub nonzero_params: usize,
+    pub compile_ms: f64,
+}
+
+/// Tracr's figures for a bundled program, when Tracr measured it at exactly
+/// these settings.
+pub fn tracr_figures(b: &Bundled, settings: &crate::rasp::Settings) -> Option<TracrFigures> {
+    let reference: serde_json::Value = serde_json::from_str(TRACR_REFERENCE).ok()?;
+    let entry = reference["programs"].as_array()?.iter().find(|e| {
+        e["name"] == b.tracr_name
+            && e["causal"] == settings.causal
+            && e["max_seq_len"].as_u64() == Some(settings.max_seq_len as u64)
+            && e["vocab"].as_array().is_some_and(|v| {
+                let mut vocab: Vec<crate::value::Value> =
+                    v.iter().filter_map(|x| crate::rasp::json::value_from_json(x).ok()).collect();
+                vocab.sort();
+                vocab == settings.vocab
+            })
+    })?;
+    let n = |k: &str| entry[k].as_u64().map(|x| x as usize);
+    Some(TracrFigures {
+        layers: n("layers")?,
+        heads: n("heads")?,
+        d_model: n("d_model")?,
+        d_head: n("key_size")?,
+        d_mlp: n("mlp_hidden")?,
+        params: n("params")?,
+        nonzero_params: n("nonzero_params")?,
+        compile_ms: entry["compile_seconds_median"].as_f64()? * 1e3,
+    })
+}

@@ -8,9 +8,9 @@ use tracr_opt::rasp::load::load_source;
 use tracr_opt::rasp::Program;
 use tracr_opt::value::Value;
 
-/// Tracr's reference measurements, extracted by tests/data/extract_reference.py.
+/// Tracr's reference measurements, extracted by src/library/extract_reference.py.
 pub fn reference() -> Json {
-    let text = include_str!("../data/tracr_reference.json");
+    let text = include_str!("../../src/library/tracr_reference.json");
     serde_json::from_str(text).expect("reference fixture parses")
 }
 

@@ -1,9 +1,9 @@
 """Extracts the parts of ../shared/reference/tracr_reference.json that the tests use.
 
-The output, tests/data/tracr_reference.json, keeps per program: Tracr's name and
+The output, src/library/tracr_reference.json, keeps per program: Tracr's name and
 call, compile arguments, model shape (layers, heads, residual width, MLP width,
 key size, params) and the 20 input/output pairs from Tracr's own interpreter.
-Run from the repository root:  python3 tests/data/extract_reference.py
+Run from the repository root:  python3 src/library/extract_reference.py
 """
 import json
 import pathlib
@@ -48,6 +48,6 @@ for p in ref["scaling"]:
         "n_inputs": p["forward_check"]["n_inputs"],
         **shape(p),
     })
-dst = root / "tests" / "data" / "tracr_reference.json"
+dst = root / "src" / "library" / "tracr_reference.json"
 dst.write_text(json.dumps(out, indent=1) + "\n")
 print(f"wrote {dst} ({dst.stat().st_size} bytes)")

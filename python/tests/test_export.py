@@ -1,0 +1,72 @@
+"""Exported models, loaded by python/tracr_opt_model.py from their files alone,
+give the interpreter's outputs on every input (every bundled program, or the
+ones named; causal and not). Needs numpy and safetensors.
+
+    python python/tests/test_export.py --tracr-opt target/release/tracr-opt [PROGRAM...]
+
+Each program is compiled with `tracr-opt compile --out` (float32, the default,
+and float64 for a few), the expected outputs come from
+`tracr-opt eval --all-inputs` (the RASP interpreter), and every position of
+every input is compared: categorical values exactly, numerical ones to 1e-5.
+"""
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tracr_opt_model import load  # noqa: E402
+
+F64_TOO = {"frac_prevs", "sort", "shuffle_dyck"}
+
+
+def tracr_opt(exe, *args):
+    r = subprocess.run([exe, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"tracr-opt {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+    return r.stdout
+
+
+def agree(expected, got, numerical):
+    if numerical:
+        if expected is None:
+            return True  # a numerical model cannot say "no value"
+        return isinstance(got, float) and math.isfinite(got) and abs(got - expected) <= 1e-5 * (1 + abs(expected))
+    return expected == got
+
+
+def check(exe, program, causal, dtype, workdir):
+    out = os.path.join(workdir, f"{program}-{causal}-{dtype}")
+    tracr_opt(exe, "compile", program, "--causal", str(causal).lower(), "--dtype", dtype, "--out", out)
+    cases = [json.loads(line) for line in tracr_opt(exe, "eval", program, "--causal", str(causal).lower(), "--all-inputs").splitlines()]
+    model = load(out)
+    numerical = model.meta["output"]["kind"] == "numerical"
+    got = model.run_batch([c["input"] for c in cases])
+    bad = [(c, g) for c, g in zip(cases, got) if not all(agree(e, x, numerical) for e, x in zip(c["output"], g))]
+    status = "ok" if not bad else f"{len(bad)} MISMATCHES, e.g. input {bad[0][0]['input']}: interpreter {bad[0][0]['output']} model {bad[0][1]}"
+    print(f"{program:18} causal={causal!s:5} {dtype}: {len(cases):6} inputs {status}")
+    return not bad
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tracr-opt", required=True)
+    ap.add_argument("programs", nargs="*")
+    a = ap.parse_args()
+    programs = a.programs or [line.split()[0] for line in tracr_opt(a.tracr_opt, "list").splitlines() if line.strip()]
+    ok = True
+    with tempfile.TemporaryDirectory() as workdir:
+        for p in programs:
+            for causal in (False, True):
+                for dtype in ["f32"] + (["f64"] if p in F64_TOO else []):
+                    ok &= check(a.tracr_opt, p, causal, dtype, workdir)
+    print("all outputs equal the interpreter's" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+//! Tracr's baseline against the full optimiser, program by program: what
+//! `tracr-opt compare` prints and docs/RESULTS.md holds.
+//!
+//! The baseline is Tracr's heuristic allocation with no optimisation
+//! (`Options::none()`); the optimised model uses the given allocator and
+//! options (by default the ILP and every pass). Both are verified against the
+//! interpreter on the same inputs. Tracr's own figures are added where the
+//! program is one of its library and the settings match its measurement.
+
+use crate::compiler::alloc::heuristic::Heuristic;
+use crate::compiler::alloc::Allocator;
+use crate::compiler::{compile, Options};
+use crate::diagnostic::Result;
+use crate::library::{tracr_figures, Bundled, TracrFigures};
+use crate::model::Model;
+use crate::rasp::{Program, Settings};
+use crate::verify::{inputs_for, verify, Plan};
+
+/// A model's size and how long it took to compile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    pub layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub d_head: usize,
+    pub d_mlp: usize,
+    pub params: usize,
+    pub nonzero_params: usize,
+    pub compile_ms: f64,
+}
+
+impl Shape {
+    fn of(m: &Model, compile_ms: f64) -> Shape {
+        let c = &m.config;
+        Shape {
+            layers: c.n_layers,
+            d_model: c.d_model,
+            n_heads: c.n_heads,
+            d_head: c.d_head,
+            d_mlp: c.d_mlp,
+            params: m.params(),
+            nonzero_params: m.nonzero_params(),
+            compile_ms,
+        }
+    }
+
+    fn of_tracr(t: &TracrFigures) -> Shape {
+        Shape {
+            layers: t.layers,
+            d_model: t.d_model,
+            n_heads: t.heads,
+            d_head: t.d_head,
+            d_mlp: t.d_mlp,
+            params: t.params,
+            nonzero_params: t.nonzero_params,
+            compile_ms: t.compile_ms,
+        }
+    }
+}
+
+/// How the two models fared against the interpreter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    pub inputs: usize,
+    pub exhaustive: bool,
+    pub baseline_mismatches: usize,
+    pub optimised_mismatches: usize,
+}
+
+impl Verified {
+    pub fn ok(&self) -> bool {
+        self.baseline_mismatches == 0 && self.optimised_mismatches == 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub program: String,
+    pub settings: Settings,
+    pub tracr: Option<Shape>,
+    pub baseline: Shape,
+    pub optimised: Shape,
+    /// None when verification was skipped.
+    pub verified: Option<Verified>,
+}
+
+impl Row {
+    /// Optimised params / baseline params.
+    pub fn params_ratio(&self) -> f64 {
+        self.optimised.params as f64 / self.baseline.params.max(1) as f64
+    }
+}
+
+/// Compiles `program` both ways (and verifies both unless `plan` is None).
+pub fn compare(
+    program: &Program,
+    settings: &Settings,
+    bundled: Option<&Bundled>,
+    allocator: &dyn Allocator,
+    options: &Options,
+    plan: Option<&Plan>,
+) -> Result<Row> {
+    let base = compile(program, settings, &Heuristic, &Options::none())?;
+    let opt = compile(program, settings, allocator, options)?;
+    let verified = match plan {
+        None => None,
+        Some(plan) => {
+            let (inputs, exhaustive) = inputs_for(&settings.vocab, settings.max_seq_len, plan);
+            let b = verify(&base.model, &base.tabulated, &inputs, exhaustive);
+            let o = verify(&opt.model, &opt.tabulated, &inputs, exhaustive);
+            Some(Verified {
+                inputs: inputs.len(),
+                exhaustive,
+                baseline_mismatches: b.mismatches,
+                optimised_mismatches: o.mismatches,
+            })
+        }
+    };
+    Ok(Row {
+        program: program.name.clone(),
+        settings: settings.clone(),
+        tracr: bundled.and_then(|b| tracr_figures(b, settings)).map(|t| Shape::of_tracr(&t)),
+        baseline: Shape::of(&base.model, base.total_ms()),
+        optimised: Shape::of(&opt.model, opt.total_ms()),
+        verified,
+    })
+}
