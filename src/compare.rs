@@ -64,6 +64,7 @@ pub struct Verified {
     pub inputs: usize,
     pub exhaustive: bool,
     pub baseline_mismatches: usize,
+    /// Of the optimised model and of the one without rewrites, together.
     pub optimised_mismatches: usize,
 }
 
@@ -80,6 +81,9 @@ pub struct Row {
     pub tracr: Option<Shape>,
     pub baseline: Shape,
     pub optimised: Shape,
+    /// The optimised model without the graph-level optimisations (rewrites,
+    /// rule tables, head sharing): what those add.
+    pub without_rewrites: Shape,
     /// None when verification was skipped.
     pub verified: Option<Verified>,
 }
@@ -102,17 +106,20 @@ pub fn compare(
 ) -> Result<Row> {
     let base = compile(program, settings, &Heuristic, &Options::none())?;
     let opt = compile(program, settings, allocator, options)?;
+    let plain_options = Options { rewrite: None, rule_tables: false, share_heads: false, ..options.clone() };
+    let plain = compile(program, settings, allocator, &plain_options)?;
     let verified = match plan {
         None => None,
         Some(plan) => {
             let (inputs, exhaustive) = inputs_for(&settings.vocab, settings.max_seq_len, plan);
             let b = verify(&base.model, &base.tabulated, &inputs, exhaustive);
             let o = verify(&opt.model, &opt.tabulated, &inputs, exhaustive);
+            let w = verify(&plain.model, &plain.tabulated, &inputs, exhaustive);
             Some(Verified {
                 inputs: inputs.len(),
                 exhaustive,
                 baseline_mismatches: b.mismatches,
-                optimised_mismatches: o.mismatches,
+                optimised_mismatches: o.mismatches + w.mismatches,
             })
         }
     };
@@ -122,6 +129,7 @@ pub fn compare(
         tracr: bundled.and_then(|b| tracr_figures(b, settings)).map(|t| Shape::of_tracr(&t)),
         baseline: Shape::of(&base.model, base.total_ms()),
         optimised: Shape::of(&opt.model, opt.total_ms()),
+        without_rewrites: Shape::of(&plain.model, plain.total_ms()),
         verified,
     })
 }

@@ -111,7 +111,7 @@ fn a_failed_compile_writes_nothing() {
 
 #[test]
 fn minimise_layers_reports_an_optimal_allocation() {
-    let (code, out, err) = tracr_opt(&["compile", "shuffle_dyck3", "--minimise", "layers", "--json"]);
+    let (code, out, err) = tracr_opt(&["compile", "shuffle_dyck3", "--minimise", "layers", "--json", "--no-rewrites"]);
     assert_eq!(code, 0, "{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["layers"], 8);
@@ -119,7 +119,7 @@ fn minimise_layers_reports_an_optimal_allocation() {
     assert_eq!(j["optimal"], true);
     assert_eq!(j["gap"], 0.0);
     assert!(j["solve_ms"].is_number());
-    let (code, out, _) = tracr_opt(&["compile", "shuffle_dyck3", "--allocator", "heuristic", "--json"]);
+    let (code, out, _) = tracr_opt(&["compile", "shuffle_dyck3", "--allocator", "heuristic", "--json", "--no-rewrites"]);
     assert_eq!(code, 0);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["layers"], 9);

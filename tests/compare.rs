@@ -62,7 +62,9 @@ fn compare_formats_agree() {
     assert_eq!(dyck["tracr"]["layers"], 6);
     assert_eq!(dyck["tracr"]["params"], 64688);
     assert_eq!(dyck["baseline"]["layers"], 6);
-    assert_eq!(dyck["optimised"]["layers"], 5);
+    // graph rewrites take it to 4; the ILP alone to 5
+    assert_eq!(dyck["optimised"]["layers"], 4);
+    assert_eq!(dyck["no_rewrites"]["layers"], 5);
     assert!(dyck["optimised"]["params"].as_u64() < dyck["baseline"]["params"].as_u64());
     assert_eq!(dyck["verified"]["optimised_mismatches"], 0);
     let (code, csv, _) = tracr_opt(&["compare", "reverse", "shuffle_dyck", "--format", "csv", "--no-verify"]);
@@ -91,11 +93,11 @@ fn update_needs_the_markers() {
     assert_eq!(code, 1);
     assert!(err.contains("has no '<!-- compare:begin -->'"), "{err}");
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "# no markers here\n");
-    std::fs::write(&f, "before\n<!-- compare:begin -->\nold\n<!-- compare:end -->\nafter\n").unwrap();
+    std::fs::write(&f, "before\n<!-- compare:begin -->\nSTALE\n<!-- compare:end -->\nafter\n").unwrap();
     let (code, _, err) = tracr_opt(&["compare", "length", "--no-verify", "--update", f.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&f).unwrap();
     assert!(text.starts_with("before\n<!-- compare:begin -->\nEach cell"), "{text}");
     assert!(text.contains("| length | 1 / 1 / 1 |") && text.ends_with("<!-- compare:end -->\nafter\n"), "{text}");
-    assert!(!text.contains("old"));
+    assert!(!text.contains("STALE"));
 }

@@ -112,16 +112,18 @@ pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
         "Each cell: Tracr / baseline / optimised. Tracr: its own compiler's figures \
          (src/library/tracr_reference.json, – where it was not measured at these settings); \
-         baseline: Tracr's heuristic allocation without optimisation; optimised: every pass on.\n\n",
+         baseline: Tracr's heuristic allocation without optimisation; optimised: every pass on. \
+         The last two columns: the optimised model with the graph rewrites off \
+         (`--no-rewrites`: no cse, folding, fusion, rule tables or head sharing).\n\n",
     );
-    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | compile ms | verified |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | compile ms | verified | layers, no rewrites | params, no rewrites |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let t = r.tracr.as_ref();
         let (b, o) = (&r.baseline, &r.optimised);
         let f = |get: fn(&Shape) -> usize| cell(t.map(get), get(b), get(o));
         s.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |\n",
             r.program,
             if r.settings.causal { " (causal)" } else { "" },
             f(|x| x.layers),
@@ -138,6 +140,8 @@ pub fn markdown(rows: &[Row]) -> String {
                 format!("{:.1}", o.compile_ms)
             ),
             verified_cell(r),
+            r.without_rewrites.layers,
+            r.without_rewrites.params,
         ));
     }
     let sum = |get: fn(&Shape) -> usize, which: fn(&Row) -> Option<&Shape>| -> Option<usize> {
@@ -153,10 +157,11 @@ pub fn markdown(rows: &[Row]) -> String {
     let (base_total, opt_total) =
         (rows.iter().map(|r| r.baseline.params).sum::<usize>(), rows.iter().map(|r| r.optimised.params).sum::<usize>());
     s.push_str(&format!(
-        "| **total** | | | | | | {} | {} | {:.2} | | |\n",
+        "| **total** | | | | | | {} | {} | {:.2} | | | | {} |\n",
         total(|x| x.params),
         total(|x| x.nonzero_params),
-        opt_total as f64 / base_total.max(1) as f64
+        opt_total as f64 / base_total.max(1) as f64,
+        rows.iter().map(|r| r.without_rewrites.params).sum::<usize>()
     ));
     s
 }
@@ -164,7 +169,7 @@ pub fn markdown(rows: &[Row]) -> String {
 pub fn csv(rows: &[Row]) -> String {
     let metrics = ["layers", "d_model", "n_heads", "d_head", "d_mlp", "params", "nonzero_params", "compile_ms"];
     let mut head = vec!["program".to_string(), "causal".into(), "max_seq_len".into(), "vocab_size".into()];
-    for who in ["tracr", "baseline", "optimised"] {
+    for who in ["tracr", "baseline", "optimised", "no_rewrites"] {
         head.extend(metrics.iter().map(|m| format!("{who}_{m}")));
     }
     head.extend(
@@ -196,6 +201,7 @@ pub fn csv(rows: &[Row]) -> String {
         line.extend(values(r.tracr.as_ref()));
         line.extend(values(Some(&r.baseline)));
         line.extend(values(Some(&r.optimised)));
+        line.extend(values(Some(&r.without_rewrites)));
         line.push(format!("{:.4}", r.params_ratio()));
         match &r.verified {
             Some(v) => line.extend([
@@ -228,6 +234,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
                     "tracr": r.tracr.as_ref().map(shape),
                     "baseline": shape(&r.baseline),
                     "optimised": shape(&r.optimised),
+                    "no_rewrites": shape(&r.without_rewrites),
                     "params_ratio": r.params_ratio(),
                     "verified": r.verified.as_ref().map(|v| serde_json::json!({
                         "inputs": v.inputs, "exhaustive": v.exhaustive,

@@ -28,6 +28,9 @@ pub struct CompileArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Say what each graph rewrite did and why.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn run(args: CompileArgs) -> Result<()> {
@@ -56,8 +59,12 @@ pub fn run(args: CompileArgs) -> Result<()> {
             .or_else(|| std::fs::read_to_string(&args.program.program).ok());
         save(&model, dir, args.dtype)?;
     }
+    let explained: Vec<String> = compiled.rewrites.iter().map(|r| format!("{}: {}", r.pass, r.what)).collect();
     if args.json {
         let mut j = summary_json(&model, report.as_ref(), compile_ms, &compiled.stage_ms);
+        if args.explain {
+            j["rewrites"] = explained.into();
+        }
         if let Some(info) = &compiled.allocation.info {
             j["optimal"] = info.optimal.into();
             j["gap"] = info.gap.into();
@@ -67,6 +74,16 @@ pub fn run(args: CompileArgs) -> Result<()> {
         }
         println!("{j}");
     } else {
+        if args.explain {
+            if explained.is_empty() {
+                println!("rewrites: none applied");
+            } else {
+                println!("rewrites:");
+                for e in &explained {
+                    println!("  {e}");
+                }
+            }
+        }
         print!("{}", summary_text(&model, report.as_ref(), compile_ms));
         if let Some(info) = &compiled.allocation.info {
             println!(

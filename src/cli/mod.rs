@@ -77,6 +77,28 @@ pub struct ModelArgs {
     /// Keep Tracr's head layout and every MLP neuron (no factorisation pass).
     #[arg(long)]
     pub no_factorise: bool,
+    /// No graph rewrite, rule table or head sharing (the switches below, all at once).
+    #[arg(long)]
+    pub no_rewrites: bool,
+    /// Do not merge structurally identical s-ops and selectors.
+    #[arg(long)]
+    pub no_cse: bool,
+    /// Do not write functions of tokens (positions) alone with the embeddings.
+    #[arg(long)]
+    pub no_fold: bool,
+    /// Do not fuse chains of element-wise s-ops into one MLP.
+    #[arg(long)]
+    pub no_fuse: bool,
+    /// Widest MLP fusion may create [default: the widest the program already needs].
+    #[arg(long, value_name = "N")]
+    pub max_mlp_width: Option<usize>,
+    /// Categorical SequenceMaps with one neuron per input pair (Tracr's layout)
+    /// instead of one per (input value, output value) rule.
+    #[arg(long)]
+    pub no_rule_tables: bool,
+    /// One head per aggregate even when two in a layer share their attention pattern.
+    #[arg(long)]
+    pub no_share_heads: bool,
 }
 
 impl ModelArgs {
@@ -110,7 +132,18 @@ impl ModelArgs {
     }
 
     pub fn options(&self) -> crate::compiler::Options {
-        crate::compiler::Options { factorise: !self.no_factorise }
+        use crate::compiler::rewrite::RewriteOptions;
+        crate::compiler::Options {
+            factorise: !self.no_factorise,
+            rewrite: (!self.no_rewrites).then(|| RewriteOptions {
+                cse: !self.no_cse,
+                fold: !self.no_fold,
+                fuse: !self.no_fuse,
+                max_mlp_width: self.max_mlp_width,
+            }),
+            rule_tables: !self.no_rewrites && !self.no_rule_tables,
+            share_heads: !self.no_rewrites && !self.no_share_heads,
+        }
     }
 }
 

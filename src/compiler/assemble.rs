@@ -7,7 +7,7 @@
 //! largest over heads, and every head is padded to it.
 
 use super::alloc::Allocation;
-use super::craft::{Block, Body, Dir, BOS, PAD};
+use super::craft::{Block, Body, Dir, Factor, Head, BOS, PAD};
 use super::lower::{Embedded, Lowered, OutputDecoder};
 use crate::diagnostic::Result;
 use crate::model::{Config, Decoder, HeadInfo, Layer, LayerInfo, Meta, MlpInfo, Model};
@@ -25,6 +25,31 @@ pub struct AssembleInput<'a> {
     pub allocation: &'a Allocation,
     pub allocator: &'a str,
     pub compile_flags: serde_json::Value,
+    /// Merge heads of one layer that compute the same attention pattern.
+    pub share_heads: bool,
+    /// Factorise merged heads (as the factorisation pass did the others).
+    pub factorise: bool,
+}
+
+/// Heads of one layer with identical W_QK attend identically: one head can
+/// write all their outputs (their W_OV write disjoint directions). Returns the
+/// layer's heads as (blocks merged, head).
+fn share(blocks: &[Block], attn: &[usize], enabled: bool, factorise: bool) -> Vec<(Vec<usize>, Head)> {
+    let mut out: Vec<(Vec<usize>, Head)> = Vec::new();
+    for bi in attn {
+        let Body::Head(h) = &blocks[*bi].body else { unreachable!() };
+        match out.iter_mut().find(|(_, o)| enabled && o.qk == h.qk) {
+            Some((members, o)) => {
+                members.push(*bi);
+                o.ov.extend(h.ov.iter().cloned());
+                if let Some(layout) = &mut o.layout {
+                    layout.ov = if factorise { super::factorise::factorise(&o.ov) } else { Factor::by_columns(&o.ov) };
+                }
+            }
+            None => out.push((vec![*bi], h.clone())),
+        }
+    }
+    out
 }
 
 /// A head's width: the larger rank of its two factors (Tracr's layout: keys
@@ -37,7 +62,17 @@ pub fn head_width(b: &Block) -> usize {
 }
 
 pub fn assemble(inp: AssembleInput) -> Result<Model> {
-    let AssembleInput { program, settings, lowered, blocks, allocation, allocator, compile_flags } = inp;
+    let AssembleInput {
+        program,
+        settings,
+        lowered,
+        blocks,
+        allocation,
+        allocator,
+        compile_flags,
+        share_heads,
+        factorise,
+    } = inp;
     let residual: Vec<Dir> = lowered.dirs.iter().cloned().collect();
     let index: HashMap<&Dir, usize> = residual.iter().enumerate().map(|(i, d)| (d, i)).collect();
     let d_model = residual.len();
@@ -53,8 +88,9 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             mlp[s / 2].push(i);
         }
     }
-    let n_heads = attn.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let d_head = blocks.iter().map(head_width).max().unwrap_or(0).max(1);
+    let heads: Vec<Vec<(Vec<usize>, Head)>> = attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
+    let n_heads = heads.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let d_head = heads.iter().flatten().map(|(_, h)| h.width()).max().unwrap_or(0).max(1);
     let d_mlp = mlp.iter().map(|l| l.iter().map(|b| blocks[*b].width()).sum::<usize>()).max().unwrap_or(0).max(1);
     let q_factor = (d_head as f64).sqrt();
 
@@ -70,9 +106,8 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             w_out: Array2::zeros((d_mlp, d_model)),
         };
         let mut info = LayerInfo { heads: vec![], mlps: vec![] };
-        for (h, bi) in attn[l].iter().enumerate() {
-            let b = &blocks[*bi];
-            let Body::Head(head) = &b.body else { unreachable!() };
+        for (h, (members, head)) in heads[l].iter().enumerate() {
+            let b = &blocks[members[0]];
             let layout = head.layout();
             for (j, (q, k)) in layout.qk.left.iter().zip(&layout.qk.right).enumerate() {
                 for (d, w) in q {
@@ -91,8 +126,12 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
                 }
             }
             info.heads.push(HeadInfo {
-                node: program.nodes[b.node].label.clone(),
-                role: b.role.into(),
+                node: members
+                    .iter()
+                    .map(|m| program.nodes[blocks[*m].node].label.clone())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                role: if members.len() > 1 { format!("{} (shared pattern)", b.role) } else { b.role.into() },
                 qk_rank: layout.qk.rank(),
                 ov_rank: layout.ov.rank(),
                 qk_basis: layout.qk.basis,
@@ -126,6 +165,12 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let n_ctx = settings.max_seq_len + 1;
     let mut w_e = Array2::<f64>::zeros((tokens.len(), d_model));
     let mut w_pos = Array2::<f64>::zeros((n_ctx, d_model));
+    // directions left out of the residual stream (nothing reads them) are skipped
+    let set = |m: &mut Array2<f64>, row: usize, d: &Dir, v: f64| {
+        if let Some(j) = index.get(d) {
+            m[[row, *j]] = v;
+        }
+    };
     w_e[[0, index[&Dir::bos()]]] = 1.0;
     w_e[[0, index[&Dir::one()]]] = 1.0;
     w_e[[1, index[&Dir::pad()]]] = 1.0;
@@ -138,20 +183,43 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             Some(Embedded::Constant(c)) => {
                 for t in 0..settings.vocab.len() {
                     if numerical {
-                        w_e[[t + 2, index[&Dir::named(label)]]] = c.as_f64().unwrap_or(0.0);
+                        set(&mut w_e, t + 2, &Dir::named(label), c.as_f64().unwrap_or(0.0));
+                    } else if !matches!(c, Value::None) {
+                        set(&mut w_e, t + 2, &Dir::valued(label, c), 1.0);
+                    }
+                }
+            }
+            Some(Embedded::TokenMap(entries)) | Some(Embedded::IndexMap(entries)) => {
+                let by_token = matches!(emb, Some(Embedded::TokenMap(_)));
+                for (x, y) in entries {
+                    let row = if by_token {
+                        match settings.vocab.iter().position(|v| v == x) {
+                            Some(t) => t + 2,
+                            None => continue,
+                        }
                     } else {
-                        w_e[[t + 2, index[&Dir::valued(label, c)]]] = 1.0;
+                        // position p holds index p - 1 (position 0 is BOS)
+                        match x.as_f64() {
+                            Some(i) if i >= 0.0 && (i as usize) + 1 < n_ctx => i as usize + 1,
+                            _ => continue,
+                        }
+                    };
+                    let m = if by_token { &mut w_e } else { &mut w_pos };
+                    match y {
+                        Value::None => {}
+                        y if numerical => set(m, row, &Dir::named(label), y.as_f64().unwrap_or(0.0)),
+                        y => set(m, row, &Dir::valued(label, y), 1.0),
                     }
                 }
             }
         }
     }
     for (t, v) in settings.vocab.iter().enumerate() {
-        w_e[[t + 2, index[&Dir::one()]]] = 1.0;
-        w_e[[t + 2, index[&Dir::valued("tokens", v)]]] = 1.0;
+        set(&mut w_e, t + 2, &Dir::one(), 1.0);
+        set(&mut w_e, t + 2, &Dir::valued("tokens", v), 1.0);
     }
     for p in 1..n_ctx {
-        w_pos[[p, index[&Dir::valued("indices", &Value::Int(p as i64 - 1))]]] = 1.0;
+        set(&mut w_pos, p, &Dir::valued("indices", &Value::Int(p as i64 - 1)), 1.0);
     }
     let (w_u, output) = match &lowered.output {
         OutputDecoder::Categorical(dirs) => {

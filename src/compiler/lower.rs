@@ -34,6 +34,23 @@ pub enum Embedded {
     Indices,
     /// A constant: written by every token's embedding (not BOS's).
     Constant(Value),
+    /// A function of the token (folded `Map(tokens)`): each token's embedding
+    /// writes its value. Entries: (token, value).
+    TokenMap(Vec<(Value, Value)>),
+    /// A function of the position (folded `Map(indices)`): each position's
+    /// embedding writes its value. Entries: (index, value).
+    IndexMap(Vec<(Value, Value)>),
+}
+
+/// Lowering choices that the optimisation flags control.
+#[derive(Clone, Debug, Default)]
+pub struct LowerOptions {
+    /// `Map(tokens)` / `Map(indices)` written by the embeddings, and embedded
+    /// directions that no block reads left out of the residual stream.
+    pub embed_maps: bool,
+    /// A categorical SequenceMap as one neuron per (input value, output value)
+    /// rule instead of one per input pair.
+    pub rule_tables: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -74,9 +91,10 @@ struct Ctx<'a> {
     dirs: BTreeSet<Dir>,
     /// The residual content at the BOS position, per direction (rule 3).
     bos: DirVec,
+    opts: LowerOptions,
 }
 
-pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings) -> Result<Lowered> {
+pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptions) -> Result<Lowered> {
     for v in &settings.vocab {
         if matches!(v, Value::Str(s) if s == BOS || s == PAD) {
             return Err(Error::usage(format!(
@@ -95,6 +113,7 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings) -> Result<Lowered
         embedded: vec![None; p.nodes.len()],
         dirs: BTreeSet::new(),
         bos: DirVec::new(),
+        opts: opts.clone(),
     };
     cx.dirs.insert(Dir::one());
     cx.dirs.insert(Dir::bos());
@@ -110,6 +129,9 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings) -> Result<Lowered
     }
     for id in 0..p.nodes.len() {
         cx.lower_node(id)?;
+    }
+    if opts.embed_maps {
+        cx.drop_unread_embedded();
     }
     let out = p.output;
     let output = match p.nodes[out].encoding {
@@ -186,6 +208,26 @@ impl<'a> Ctx<'a> {
             }
             Op::Length => self.lower_width(id, None)?,
             Op::SelectorWidth { selector } => self.lower_width(id, Some(selector))?,
+            Op::Map { input, f }
+                if self.opts.embed_maps && matches!(self.p.nodes[input].op, Op::Tokens | Op::Indices) =>
+            {
+                let mut entries = Vec::new();
+                for x in self.vs.of(input) {
+                    let y = f
+                        .call(std::slice::from_ref(x))
+                        .map_err(|e| self.err(id, format!("the function raised {e} on {}", x.repr())))?;
+                    if node.encoding == Encoding::Numerical && !matches!(y, Value::None) {
+                        self.numeric(id, &y, "the numerical Map's result")?;
+                    }
+                    entries.push((x.clone(), y));
+                }
+                self.add_dirs(id);
+                self.embedded[id] = Some(if matches!(self.p.nodes[input].op, Op::Tokens) {
+                    Embedded::TokenMap(entries)
+                } else {
+                    Embedded::IndexMap(entries)
+                });
+            }
             Op::Map { input, .. } => self.lower_map(id, input)?,
             Op::SequenceMap { inputs, .. } => self.lower_sequence_map(id, inputs)?,
             Op::LinearSequenceMap { inputs, coeffs } => self.lower_linear(id, inputs, &coeffs)?,
@@ -193,6 +235,39 @@ impl<'a> Ctx<'a> {
             Op::Select { .. } | Op::SelectAnd(..) | Op::SelectOr(..) | Op::SelectNot(..) => {}
         }
         Ok(())
+    }
+
+    /// Embedded directions (token and position one-hots, folded maps,
+    /// constants) that no block reads and the output does not use need not
+    /// be in the residual stream. `one` and `tokens:BOS` always stay (every
+    /// MLP's BOS gate reads the latter).
+    fn drop_unread_embedded(&mut self) {
+        let mut read: BTreeSet<Dir> = BTreeSet::new();
+        for b in &self.blocks {
+            match &b.body {
+                Body::Head(h) => {
+                    for (q, k, _) in h.qk_entries() {
+                        read.insert(q.clone());
+                        read.insert(k.clone());
+                    }
+                    read.extend(h.ov.iter().map(|(a, _, _)| a.clone()));
+                }
+                Body::Mlp(m) => read.extend(m.w_in.iter().map(|(d, _, _)| d.clone())),
+            }
+        }
+        for d in sop_dirs(self.p, self.vs, self.p.output) {
+            read.insert(d);
+        }
+        let embedded: BTreeSet<&str> = self
+            .embedded
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_some())
+            .map(|(id, _)| self.p.nodes[id].label.as_str())
+            .chain(["tokens", "indices"])
+            .collect();
+        let keep = |d: &Dir| *d == Dir::one() || *d == Dir::bos() || *d == Dir::pad() || read.contains(d);
+        self.dirs.retain(|d| !embedded.contains(d.name.as_str()) || keep(d));
     }
 
     /// Adds the BOS gate to every neuron of an MLP (rule 3): `-(preact at BOS)⁺ - 1`
@@ -358,6 +433,11 @@ impl<'a> Ctx<'a> {
         }
         let Op::SequenceMap { f, .. } = &self.p.nodes[id].op else { unreachable!() };
         let f = f.clone();
+        if self.opts.rule_tables {
+            let mlp = self.rule_table(id, inputs, &f)?;
+            self.finish_mlp(id, "sequence_map", mlp, &inputs);
+            return Ok(());
+        }
         let mut mlp = Mlp::default();
         // one neuron per pair of input values (Tracr's layout): relu(x + y - 1)
         for x in self.vs.of(inputs[0]) {
@@ -376,6 +456,61 @@ impl<'a> Ctx<'a> {
         }
         self.finish_mlp(id, "sequence_map", mlp, &inputs);
         Ok(())
+    }
+
+    /// A categorical SequenceMap as rules: per value x of one input and per
+    /// output value z, one neuron `relu(x + Σ_{y: f(x,y)=z} y - 1)`, on exactly
+    /// when the input is x and the other input is one of those y; it writes
+    /// z. Pairs giving None write nothing and need no neuron. Grouped by
+    /// whichever input gives fewer neurons (never more than Tracr's |X|·|Y|).
+    fn rule_table(&self, id: NodeId, inputs: [NodeId; 2], f: &crate::rasp::func::Func) -> Result<Mlp> {
+        let (xs, ys) = (self.vs.of(inputs[0]), self.vs.of(inputs[1]));
+        let mut out: HashMap<(usize, usize), Value> = HashMap::new();
+        for (i, x) in xs.iter().enumerate() {
+            for (j, y) in ys.iter().enumerate() {
+                let z = f
+                    .call(&[x.clone(), y.clone()])
+                    .map_err(|e| self.err(id, format!("the function raised {e} on ({}, {})", x.repr(), y.repr())))?;
+                out.insert((i, j), z);
+            }
+        }
+        // rules[(outer value, output)] = inner values
+        let rules = |by_first: bool| -> Vec<(usize, Value, Vec<usize>)> {
+            let (n_outer, n_inner) = if by_first { (xs.len(), ys.len()) } else { (ys.len(), xs.len()) };
+            let mut r: Vec<(usize, Value, Vec<usize>)> = Vec::new();
+            for a in 0..n_outer {
+                let mut groups: Vec<(Value, Vec<usize>)> = Vec::new();
+                for b in 0..n_inner {
+                    let z = &out[&if by_first { (a, b) } else { (b, a) }];
+                    if matches!(z, Value::None) {
+                        continue;
+                    }
+                    match groups.iter_mut().find(|(v, _)| v == z) {
+                        Some((_, g)) => g.push(b),
+                        None => groups.push((z.clone(), vec![b])),
+                    }
+                }
+                r.extend(groups.into_iter().map(|(z, g)| (a, z, g)));
+            }
+            r
+        };
+        let (by_x, by_y) = (rules(true), rules(false));
+        let by_first = by_x.len() <= by_y.len();
+        let (outer, inner) = if by_first { (0, 1) } else { (1, 0) };
+        let vals = [xs, ys];
+        let mut mlp = Mlp::default();
+        for (a, z, group) in if by_first { by_x } else { by_y } {
+            let h = mlp.neuron();
+            mlp.w_in.push((Dir::valued(self.label(inputs[outer]), &vals[outer][a]), h, 1.0));
+            for b in group {
+                mlp.w_in.push((Dir::valued(self.label(inputs[inner]), &vals[inner][b]), h, 1.0));
+            }
+            mlp.w_in.push((Dir::one(), h, -1.0));
+            for (d, w) in self.out_vec(id, &z)? {
+                mlp.w_out.push((h, d, w));
+            }
+        }
+        Ok(mlp)
     }
 
     fn lower_linear(&mut self, id: NodeId, inputs: [NodeId; 2], coeffs: &[Value; 2]) -> Result<()> {
@@ -410,6 +545,32 @@ impl<'a> Ctx<'a> {
 
     /// The relation a selector computes, over (key value, query value), if it
     /// is one Select or And/Or/Not of Selects over the same keys and queries.
+    /// A selector as a conjunction of relations, one per (keys, queries)
+    /// pair: `&` of selects over different s-ops is computed by one head as a
+    /// sum of bilinear terms (see `selector_head`).
+    fn terms(&self, sel: NodeId, owner: NodeId) -> Result<Vec<Relation>> {
+        if let Op::SelectAnd(a, b) = &self.p.nodes[sel].op {
+            let mut out = self.terms(*a, owner)?;
+            for t in self.terms(*b, owner)? {
+                match out.iter_mut().find(|o| o.keys == t.keys && o.queries == t.queries) {
+                    Some(o) if o.all_true => *o = t,
+                    Some(_) if t.all_true => {}
+                    Some(o) => o.pairs = o.pairs.intersection(&t.pairs).cloned().collect(),
+                    None => out.push(t),
+                }
+            }
+            // TRUE terms select everything: they change no comparison
+            if out.len() > 1 {
+                out.retain(|t| !t.all_true);
+            }
+            if out.is_empty() {
+                out.push(self.relation(*a, owner)?);
+            }
+            return Ok(out);
+        }
+        Ok(vec![self.relation(sel, owner)?])
+    }
+
     fn relation(&self, sel: NodeId, owner: NodeId) -> Result<Relation> {
         match &self.p.nodes[sel].op {
             Op::Select { keys, queries, predicate } => {
@@ -478,40 +639,64 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Builds a head's W_QK for a selector: `scale` on selected pairs, BOS key
-    /// at exactly `bos_target` for every query, BOS query attending only to BOS.
-    fn selector_head(&self, rel: &Relation, bos_target: f64) -> Head {
+    /// Builds a head's W_QK for a selector given as a conjunction of terms:
+    /// `scale` per satisfied term, so a selected key scores `n·scale` and any
+    /// other key at most `(n-1)·scale`; the BOS key at exactly `bos_target`
+    /// (given for n = 1, shifted by `(n-1)·scale`) for every query; the BOS
+    /// query attending only to BOS.
+    fn selector_head(&self, terms: &[Relation], bos_target: f64) -> Head {
         let s = self.scale;
+        let bos_target = bos_target + (terms.len() as f64 - 1.0) * s;
         let mut head = Head::default();
-        let (kl, ql) = (self.label(rel.keys).to_string(), self.label(rel.queries).to_string());
-        let (kvals, qvals) = (&rel.kvals, &rel.qvals);
-        if rel.all_true {
-            head.add_qk(&Dir::one(), &Dir::one(), s);
+        for rel in terms {
+            let (kl, ql) = (self.label(rel.keys).to_string(), self.label(rel.queries).to_string());
+            if rel.all_true {
+                head.add_qk(&Dir::one(), &Dir::one(), s);
+            }
+            for (ki, qi) in &rel.pairs {
+                head.add_qk(&Dir::valued(&ql, &rel.qvals[*qi]), &Dir::valued(&kl, &rel.kvals[*ki]), s);
+            }
         }
-        for (ki, qi) in &rel.pairs {
-            head.add_qk(&Dir::valued(&ql, &qvals[*qi]), &Dir::valued(&kl, &kvals[*ki]), s);
-        }
-        // BOS key: compensate whatever the BOS position holds (rule 3)
+        // BOS key: compensate whatever the BOS position holds (rule 3). Each
+        // query s-op has one direction on (or none), and scores add over
+        // directions, so each query direction's share of the BOS key's score
+        // is cancelled and `one` carries the target.
         let bos_key = self.bos.clone();
         let none_query: DirVec = [(Dir::one(), 1.0)].into_iter().collect();
         let base = bos_target - head.score(&none_query, &bos_key);
         head.add_qk(&Dir::one(), &Dir::bos(), base);
-        for q in qvals {
-            let qd = Dir::valued(&ql, q);
-            let state: DirVec = [(Dir::one(), 1.0), (qd.clone(), 1.0)].into_iter().collect();
-            let fix = bos_target - head.score(&state, &bos_key);
-            head.add_qk(&qd, &Dir::bos(), fix);
-        }
-        // BOS query: beat every other key by at least s/2
-        let bos_query = self.bos.clone();
-        let mut best_other = f64::NEG_INFINITY;
-        let key_states = std::iter::once(None).chain(kvals.iter().map(Some));
-        for k in key_states {
-            let mut state: DirVec = [(Dir::one(), 1.0)].into_iter().collect();
-            if let Some(k) = k {
-                state.insert(Dir::valued(&kl, k), 1.0);
+        let mut query_dirs: Vec<Dir> = Vec::new();
+        for rel in terms {
+            for q in &rel.qvals {
+                let qd = Dir::valued(self.label(rel.queries), q);
+                if !query_dirs.contains(&qd) {
+                    query_dirs.push(qd);
+                }
             }
-            best_other = best_other.max(head.score(&bos_query, &state));
+        }
+        for qd in query_dirs {
+            let alone: DirVec = [(qd.clone(), 1.0)].into_iter().collect();
+            let share = head.score(&alone, &bos_key);
+            head.add_qk(&qd, &Dir::bos(), -share);
+        }
+        // BOS query: beat every other key by at least s/2. A key's score from
+        // the BOS query is its `one` share plus, per key s-op, the share of
+        // its value (or 0 for None): bounded by the best value of each.
+        let bos_query = self.bos.clone();
+        let one_key: DirVec = [(Dir::one(), 1.0)].into_iter().collect();
+        let mut best_other = head.score(&bos_query, &one_key);
+        let mut key_sops: Vec<(NodeId, &Vec<Value>)> = Vec::new();
+        for rel in terms {
+            if !key_sops.iter().any(|(k, _)| *k == rel.keys) {
+                key_sops.push((rel.keys, &rel.kvals));
+            }
+        }
+        for (k, kvals) in key_sops {
+            let best = kvals
+                .iter()
+                .map(|v| head.score(&bos_query, &[(Dir::valued(self.label(k), v), 1.0)].into_iter().collect()))
+                .fold(0.0f64, f64::max);
+            best_other += best;
         }
         let bos_self = head.score(&bos_query, &bos_key);
         head.add_qk(&Dir::bos(), &Dir::bos(), (best_other - bos_self).max(0.0) + s / 2.0);
@@ -519,12 +704,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn lower_aggregate(&mut self, id: NodeId, selector: NodeId, sop: NodeId, default: &Value) -> Result<()> {
-        let rel = self.relation(selector, id)?;
-        let mut head = self.selector_head(&rel, self.scale / 2.0);
+        let terms = self.terms(selector, id)?;
+        let mut head = self.selector_head(&terms, self.scale / 2.0);
         let out_enc = self.enc(id);
         match (self.enc(sop), out_enc) {
             (Encoding::Categorical, Encoding::Categorical) => {
-                self.check_single_value(id, &rel, sop)?;
+                if let [rel] = terms.as_slice() {
+                    self.check_single_value(id, rel, sop)?;
+                }
                 for v in self.vs.of(sop) {
                     head.ov.push((Dir::valued(self.label(sop), v), Dir::valued(self.label(id), v), 1.0));
                 }
@@ -569,8 +756,9 @@ impl<'a> Ctx<'a> {
             self.bos.insert(d, w);
         }
         self.add_dirs(id);
-        let mut reads = vec![rel.keys, rel.queries, sop];
+        let mut reads: Vec<NodeId> = terms.iter().flat_map(|t| [t.keys, t.queries]).chain([sop]).collect();
         reads.sort();
+        reads.dedup();
         let after = self.deps(&reads);
         let b = self.push(id, "aggregate", Body::Head(head), after);
         self.producer[id] = Some(b);
@@ -622,18 +810,26 @@ impl<'a> Ctx<'a> {
 
     /// SelectorWidth (and `length`, which is SelectorWidth of an all-true selector).
     fn lower_width(&mut self, id: NodeId, selector: Option<NodeId>) -> Result<()> {
-        let rel = match selector {
-            Some(s) => self.relation(s, id)?,
-            None => {
-                Relation { keys: id, queries: id, kvals: vec![], qvals: vec![], all_true: true, pairs: BTreeSet::new() }
-            }
+        let terms = match selector {
+            Some(s) => self.terms(s, id)?,
+            None => vec![Relation {
+                keys: id,
+                queries: id,
+                kvals: vec![],
+                qvals: vec![],
+                all_true: true,
+                pairs: BTreeSet::new(),
+            }],
         };
         // BOS scores like a selected key, so the head writes 1 / (width + 1)
-        let mut head = self.selector_head(&rel, self.scale);
+        let mut head = self.selector_head(&terms, self.scale);
         let attn_out = Dir::named(&format!("{}_selector_width_attn_output", self.label(id)));
         head.ov.push((Dir::bos(), attn_out.clone(), 1.0));
         self.dirs.insert(attn_out.clone());
-        let reads: Vec<NodeId> = if selector.is_some() { vec![rel.keys, rel.queries] } else { vec![] };
+        let mut reads: Vec<NodeId> =
+            if selector.is_some() { terms.iter().flat_map(|t| [t.keys, t.queries]).collect() } else { vec![] };
+        reads.sort();
+        reads.dedup();
         let after = self.deps(&reads);
         let h = self.push(id, "selector_width.attn", Body::Head(head), after);
         // the BOS query attends only to BOS

@@ -7,6 +7,7 @@ pub mod craft;
 pub mod factorise;
 pub mod graph;
 pub mod lower;
+pub mod rewrite;
 
 use crate::diagnostic::Result;
 use crate::model::Model;
@@ -20,18 +21,30 @@ use std::time::Instant;
 pub struct Options {
     /// Heads at their true rank, MLPs without dead or duplicate neurons.
     pub factorise: bool,
+    /// Graph rewrites before lowering (`rewrite.rs`); None: none at all.
+    pub rewrite: Option<rewrite::RewriteOptions>,
+    /// Categorical SequenceMaps as rule tables (`lower::rule_table`).
+    pub rule_tables: bool,
+    /// One head for aggregates of one layer with the same attention pattern.
+    pub share_heads: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { factorise: true }
+        Options { factorise: true, rewrite: Some(rewrite::RewriteOptions::all()), rule_tables: true, share_heads: true }
     }
 }
 
 impl Options {
     /// No optimisation: Tracr's layout (the baseline).
     pub fn none() -> Options {
-        Options { factorise: false }
+        Options { factorise: false, rewrite: None, rule_tables: false, share_heads: false }
+    }
+
+    /// Every optimisation except the graph-level ones (rewrites, rule
+    /// tables, head sharing): to measure what those add.
+    pub fn without_rewrites() -> Options {
+        Options { rewrite: None, rule_tables: false, share_heads: false, ..Options::default() }
     }
 }
 
@@ -43,9 +56,14 @@ pub struct Compiled {
     /// no such optimisation ran.
     pub reference: Option<Model>,
     pub factorise: Option<factorise::Stats>,
+    /// What the graph rewrites did, in order.
+    pub rewrites: Vec<rewrite::Rewrite>,
     pub allocation: alloc::Allocation,
-    /// The program with every function tabulated (fast to interpret).
+    /// The program as given, every function tabulated (fast to interpret):
+    /// what the model is verified against.
     pub tabulated: Program,
+    /// The program the model was built from (after rewrites).
+    pub compiled_program: Program,
     pub stage_ms: Vec<(&'static str, f64)>,
 }
 
@@ -70,11 +88,23 @@ pub fn compile(
     let vs = infer(program, &settings.vocab, settings.max_seq_len)?;
     let tabulated = tabulate(program, &vs)?;
     lap("value_sets", &mut t);
-    let mut lowered = lower::lower(&tabulated, &vs, settings)?;
+    let (program, vs, rewrites) = match &options.rewrite {
+        Some(r) => {
+            let out = rewrite::rewrite(&tabulated, &vs, settings, r)?;
+            lap("rewrite", &mut t);
+            out
+        }
+        None => (tabulated.clone(), vs, vec![]),
+    };
+    let lower_opts = lower::LowerOptions {
+        embed_maps: options.rewrite.as_ref().is_some_and(|r| r.fold),
+        rule_tables: options.rule_tables,
+    };
+    let mut lowered = lower::lower(&program, &vs, settings, &lower_opts)?;
     lap("lower", &mut t);
     let (as_lowered, factorise) = if options.factorise {
         let before = lowered.blocks.clone();
-        let stats = factorise::run(&mut lowered.blocks, &tabulated, &vs);
+        let stats = factorise::run(&mut lowered.blocks, &program, &vs);
         lap("factorise", &mut t);
         (Some(before), Some(stats))
     } else {
@@ -85,7 +115,7 @@ pub fn compile(
         lower::OutputDecoder::Numerical(_) => 1,
     };
     let costs = alloc::Costs::from_lowered(&lowered, settings.vocab.len() + 2, settings.max_seq_len + 1, out_width);
-    let allocation = allocator.allocate(&tabulated, &lowered, &costs)?;
+    let allocation = allocator.allocate(&program, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);
     let flags = serde_json::json!({
@@ -94,20 +124,27 @@ pub fn compile(
         "causal": settings.causal,
         "allocator": allocator.name(),
         "factorise": options.factorise,
+        "rewrite": options.rewrite.as_ref().map(|r| serde_json::json!({
+            "cse": r.cse, "fold": r.fold, "fuse": r.fuse, "max_mlp_width": r.max_mlp_width,
+        })),
+        "rule_tables": options.rule_tables,
+        "share_heads": options.share_heads,
     });
-    let assemble = |blocks: &[craft::Block]| {
+    let assemble = |blocks: &[craft::Block], factorised: bool| {
         assemble::assemble(assemble::AssembleInput {
-            program: &tabulated,
+            program: &program,
             settings,
             lowered: &lowered,
             blocks,
             allocation: &allocation,
             allocator: allocator.name(),
             compile_flags: flags.clone(),
+            share_heads: options.share_heads,
+            factorise: factorised,
         })
     };
-    let model = assemble(&lowered.blocks)?;
+    let model = assemble(&lowered.blocks, options.factorise)?;
     lap("assemble", &mut t);
-    let reference = as_lowered.map(|b| assemble(&b)).transpose()?;
-    Ok(Compiled { model, reference, factorise, allocation, tabulated, stage_ms })
+    let reference = as_lowered.map(|b| assemble(&b, false)).transpose()?;
+    Ok(Compiled { model, reference, factorise, rewrites, allocation, tabulated, compiled_program: program, stage_ms })
 }
