@@ -9,6 +9,7 @@
 
 use crate::compiler::alloc::heuristic::Heuristic;
 use crate::compiler::alloc::Allocator;
+use crate::compiler::rewrite::RewriteOptions;
 use crate::compiler::{compile, Options};
 use crate::diagnostic::Result;
 use crate::library::{tracr_figures, Bundled, TracrFigures};
@@ -104,9 +105,12 @@ pub fn compare(
     options: &Options,
     plan: Option<&Plan>,
 ) -> Result<Row> {
+    // (both keep the joint-selector rewrite: without it `|` over different
+    // s-ops does not compile at all)
     let base = compile(program, settings, &Heuristic, &Options::none())?;
     let opt = compile(program, settings, allocator, options)?;
-    let plain_options = Options { rewrite: None, rule_tables: false, share_heads: false, ..options.clone() };
+    let plain_options =
+        Options { rewrite: Some(RewriteOptions::none()), rule_tables: false, share_heads: false, ..options.clone() };
     let plain = compile(program, settings, allocator, &plain_options)?;
     let verified = match plan {
         None => None,

@@ -119,7 +119,8 @@ fn minimise_layers_reports_an_optimal_allocation() {
     assert_eq!(j["optimal"], true);
     assert_eq!(j["gap"], 0.0);
     assert!(j["solve_ms"].is_number());
-    let (code, out, _) = tracr_opt(&["compile", "shuffle_dyck3", "--allocator", "heuristic", "--json", "--no-rewrites"]);
+    let (code, out, _) =
+        tracr_opt(&["compile", "shuffle_dyck3", "--allocator", "heuristic", "--json", "--no-rewrites"]);
     assert_eq!(code, 0);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["layers"], 9);

@@ -1,5 +1,5 @@
 //! Programs the compiler cannot turn into a model get an error naming the s-op
-//! and why. Compiled without rewrites: some rewrites make these programs
+//! and why. Compiled without any rewrite: some rewrites make these programs
 //! compilable (a numerical Map of tokens folds into the embedding; `|` over
 //! different s-ops gets a joint key), and lowering's own refusals are what is
 //! tested here.
@@ -14,7 +14,7 @@ fn compile_error(text: &str) -> String {
     let file = Arc::new(SourceFile { name: "p.rasp".into(), text: text.into() });
     let p = load_source(file, None).unwrap();
     let s = p.settings.clone().unwrap();
-    match compile(&p, &s, &Heuristic, &Options::none()) {
+    match compile(&p, &s, &Heuristic, &Options { rewrite: None, ..Options::none() }) {
         Ok(_) => panic!("expected a compile error for:\n{text}"),
         Err(e) => e.to_string(),
     }

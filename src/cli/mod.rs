@@ -77,7 +77,8 @@ pub struct ModelArgs {
     /// Keep Tracr's head layout and every MLP neuron (no factorisation pass).
     #[arg(long)]
     pub no_factorise: bool,
-    /// No graph rewrite, rule table or head sharing (the switches below, all at once).
+    /// No graph rewrite, rule table or head sharing (the switches below, all at
+    /// once; `|` over different s-ops still gets its joint key and query).
     #[arg(long)]
     pub no_rewrites: bool,
     /// Do not merge structurally identical s-ops and selectors.
@@ -135,11 +136,17 @@ impl ModelArgs {
         use crate::compiler::rewrite::RewriteOptions;
         crate::compiler::Options {
             factorise: !self.no_factorise,
-            rewrite: (!self.no_rewrites).then(|| RewriteOptions {
-                cse: !self.no_cse,
-                fold: !self.no_fold,
-                fuse: !self.no_fuse,
-                max_mlp_width: self.max_mlp_width,
+            // with --no-rewrites only the joint-selector rewrite runs: it is
+            // what makes `|` over different s-ops compilable at all
+            rewrite: Some(if self.no_rewrites {
+                RewriteOptions::none()
+            } else {
+                RewriteOptions {
+                    cse: !self.no_cse,
+                    fold: !self.no_fold,
+                    fuse: !self.no_fuse,
+                    max_mlp_width: self.max_mlp_width,
+                }
             }),
             rule_tables: !self.no_rewrites && !self.no_rule_tables,
             share_heads: !self.no_rewrites && !self.no_share_heads,

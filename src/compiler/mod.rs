@@ -21,7 +21,9 @@ use std::time::Instant;
 pub struct Options {
     /// Heads at their true rank, MLPs without dead or duplicate neurons.
     pub factorise: bool,
-    /// Graph rewrites before lowering (`rewrite.rs`); None: none at all.
+    /// Graph rewrites before lowering (`rewrite.rs`). `RewriteOptions::none()`
+    /// still runs the joint-selector rewrite, without which `|` over
+    /// different s-ops cannot compile; None skips even that.
     pub rewrite: Option<rewrite::RewriteOptions>,
     /// Categorical SequenceMaps as rule tables (`lower::rule_table`).
     pub rule_tables: bool,
@@ -36,15 +38,27 @@ impl Default for Options {
 }
 
 impl Options {
-    /// No optimisation: Tracr's layout (the baseline).
+    /// No optimisation: Tracr's layout (the baseline). Only the
+    /// joint-selector rewrite runs (it changes nothing in programs Tracr
+    /// compiles).
     pub fn none() -> Options {
-        Options { factorise: false, rewrite: None, rule_tables: false, share_heads: false }
+        Options {
+            factorise: false,
+            rewrite: Some(rewrite::RewriteOptions::none()),
+            rule_tables: false,
+            share_heads: false,
+        }
     }
 
     /// Every optimisation except the graph-level ones (rewrites, rule
     /// tables, head sharing): to measure what those add.
     pub fn without_rewrites() -> Options {
-        Options { rewrite: None, rule_tables: false, share_heads: false, ..Options::default() }
+        Options {
+            rewrite: Some(rewrite::RewriteOptions::none()),
+            rule_tables: false,
+            share_heads: false,
+            ..Options::default()
+        }
     }
 }
 

@@ -11,7 +11,8 @@ pub struct Bundled {
     pub name: &'static str,
     pub summary: &'static str,
     pub source: &'static str,
-    /// The program of `../shared/reference/tracr_reference.json` this reimplements.
+    /// The program of `../shared/reference/tracr_reference.json` this
+    /// reimplements ("" for programs Tracr cannot compile).
     pub tracr_name: &'static str,
 }
 
@@ -42,6 +43,7 @@ pub const PROGRAMS: &[Bundled] = &[
     bundled!("detect_pattern", "detect_pattern", "does the pattern 'abc' end at this position?"),
     bundled!("count_less_freq", "make_count_less_freq", "how many tokens occur at most twice"),
     bundled!("count", "make_count", "how many times the token 'a' occurs"),
+    bundled!("composite_select", "", "selectors combined with &, ~ and | over different s-ops (Tracr refuses them)"),
     bundled!(
         "nary_sequencemap",
         "make_nary_sequencemap",
