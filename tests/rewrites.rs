@@ -206,3 +206,17 @@ fn each_rewrite_alone_keeps_every_bundled_program_exact() {
         }
     }
 }
+
+#[test]
+fn rule_tables_skip_pairs_that_never_occur_together() {
+    // reverse's fused `length - indices - 1` reads (length, index) pairs; only
+    // index < length occurs: 15 of the 6 x 5 pairs of the value sets
+    let p = bundled("reverse");
+    let width = |c: &Compiled| {
+        c.model.meta.layers.iter().flat_map(|l| &l.mlps).find(|m| m.node == "opp_idx_minus_1").unwrap().hidden
+    };
+    let rules = compiled(&p, &Options::default());
+    let pairs = compiled(&p, &Options { rule_tables: false, ..Options::default() });
+    assert_eq!(width(&pairs), 30);
+    assert_eq!(width(&rules), 15);
+}

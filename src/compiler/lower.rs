@@ -461,13 +461,19 @@ impl<'a> Ctx<'a> {
     /// A categorical SequenceMap as rules: per value x of one input and per
     /// output value z, one neuron `relu(x + Σ_{y: f(x,y)=z} y - 1)`, on exactly
     /// when the input is x and the other input is one of those y; it writes
-    /// z. Pairs giving None write nothing and need no neuron. Grouped by
+    /// z. Pairs giving None write nothing and need no neuron, nor do pairs
+    /// that can never occur together (`reachable_pairs`). Grouped by
     /// whichever input gives fewer neurons (never more than Tracr's |X|·|Y|).
     fn rule_table(&self, id: NodeId, inputs: [NodeId; 2], f: &crate::rasp::func::Func) -> Result<Mlp> {
         let (xs, ys) = (self.vs.of(inputs[0]), self.vs.of(inputs[1]));
+        let reachable = self.reachable_pairs(inputs);
         let mut out: HashMap<(usize, usize), Value> = HashMap::new();
         for (i, x) in xs.iter().enumerate() {
             for (j, y) in ys.iter().enumerate() {
+                if reachable.as_ref().is_some_and(|r| !r.contains(&(x.clone(), y.clone()))) {
+                    out.insert((i, j), Value::None); // never occurs: no rule
+                    continue;
+                }
                 let z = f
                     .call(&[x.clone(), y.clone()])
                     .map_err(|e| self.err(id, format!("the function raised {e} on ({}, {})", x.repr(), y.repr())))?;
@@ -511,6 +517,54 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(mlp)
+    }
+
+    /// The (x, y) value pairs two s-ops can take together at one position,
+    /// when both are computed element-wise from tokens, indices and length:
+    /// every (token, index, length) with index < length ≤ max_seq_len. None
+    /// when either depends on anything else (then every pair of the value
+    /// sets is assumed reachable).
+    fn reachable_pairs(&self, inputs: [NodeId; 2]) -> Option<std::collections::HashSet<(Value, Value)>> {
+        let support = super::rewrite::supports(self.p);
+        let leaves: BTreeSet<NodeId> = inputs.iter().flat_map(|i| support[*i].iter().cloned()).collect();
+        // `length`, or Tracr's make_length: SelectorWidth of an all-true select
+        let is_length = |l: NodeId| match &self.p.nodes[l].op {
+            Op::Length => true,
+            Op::SelectorWidth { selector } => {
+                matches!(self.p.nodes[*selector].op, Op::Select { predicate: Predicate::Cmp(Comparison::TRUE), .. })
+            }
+            _ => false,
+        };
+        if !leaves.iter().all(|l| matches!(self.p.nodes[*l].op, Op::Tokens | Op::Indices) || is_length(*l)) {
+            return None;
+        }
+        let msl = self.settings.max_seq_len;
+        let tokens = self.settings.vocab.len().max(1);
+        if tokens.saturating_mul(msl).saturating_mul(msl) > 1_000_000 {
+            return None;
+        }
+        let mut pairs = std::collections::HashSet::new();
+        for t in &self.settings.vocab {
+            for n in 1..=msl {
+                for i in 0..n {
+                    let env: HashMap<NodeId, Value> = leaves
+                        .iter()
+                        .map(|l| {
+                            let v = match self.p.nodes[*l].op {
+                                Op::Tokens => t.clone(),
+                                Op::Indices => Value::Int(i as i64),
+                                _ => Value::Int(n as i64), // a length
+                            };
+                            (*l, v)
+                        })
+                        .collect();
+                    let x = super::rewrite::eval_local(self.p, inputs[0], &env).ok()?;
+                    let y = super::rewrite::eval_local(self.p, inputs[1], &env).ok()?;
+                    pairs.insert((x, y));
+                }
+            }
+        }
+        Some(pairs)
     }
 
     fn lower_linear(&mut self, id: NodeId, inputs: [NodeId; 2], coeffs: &[Value; 2]) -> Result<()> {

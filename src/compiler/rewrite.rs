@@ -112,7 +112,7 @@ fn elementwise(op: &Op) -> bool {
 
 /// The value of element-wise node `id` given the values of some nodes below
 /// it (`env`); None propagates as in the interpreter.
-fn eval_local(p: &Program, id: NodeId, env: &HashMap<NodeId, Value>) -> Result<Value> {
+pub(crate) fn eval_local(p: &Program, id: NodeId, env: &HashMap<NodeId, Value>) -> Result<Value> {
     if let Some(v) = env.get(&id) {
         return Ok(v.clone());
     }
@@ -145,7 +145,7 @@ fn eval_local(p: &Program, id: NodeId, env: &HashMap<NodeId, Value>) -> Result<V
 
 /// The leaves an element-wise node is computed from (itself if it is not
 /// element-wise).
-fn supports(p: &Program) -> Vec<BTreeSet<NodeId>> {
+pub(crate) fn supports(p: &Program) -> Vec<BTreeSet<NodeId>> {
     let mut s: Vec<BTreeSet<NodeId>> = Vec::with_capacity(p.nodes.len());
     for (id, n) in p.nodes.iter().enumerate() {
         let set = if elementwise(&n.op) {
