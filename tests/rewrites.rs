@@ -159,8 +159,11 @@ fn head_sharing_merges_equal_patterns_only() {
 
 #[test]
 fn rule_tables_use_one_neuron_per_rule() {
-    let p =
-        source("out = SequenceMap(lambda n, i: n > i, length, indices)\ncompile(out, vocab={'a'}, max_seq_len=5)\n");
+    // `x` is indices copied by a head, so no pair of (length, x) is known to
+    // be unreachable: the grouping alone is measured
+    let p = source(
+        "x = Aggregate(Select(indices, indices, EQ), indices)\nout = SequenceMap(lambda n, i: n > i, length, x)\ncompile(out, vocab={'a'}, max_seq_len=5)\n",
+    );
     let width =
         |c: &Compiled| c.model.meta.layers.iter().flat_map(|l| &l.mlps).find(|m| m.node == "out").unwrap().hidden;
     let rules = compiled(&p, &Options { rule_tables: true, ..Options::without_rewrites() });
