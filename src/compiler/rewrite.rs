@@ -232,9 +232,10 @@ fn cse(p: &Program, log: &mut Vec<Rewrite>) -> Program {
             }
         }
     }
+    let remap: HashMap<NodeId, NodeId> = remap.into_iter().enumerate().collect();
     let mut out = p.clone();
     for n in out.nodes.iter_mut() {
-        n.op = crate::rasp::builder::remap(&n.op, &remap.iter().cloned().enumerate().collect());
+        n.op = crate::rasp::builder::remap(&n.op, &remap);
     }
     out
 }
@@ -559,7 +560,9 @@ fn joint_selectors(p: &Program, vs: &ValueSets, log: &mut Vec<Rewrite>) -> Resul
                 ),
             });
         }
-        let mut op = crate::rasp::builder::remap(&n.op, &map.iter().cloned().enumerate().collect());
+        // every input is an earlier node, already in `map`
+        let inputs: HashMap<NodeId, NodeId> = n.op.inputs().into_iter().map(|i| (i, map[i])).collect();
+        let mut op = crate::rasp::builder::remap(&n.op, &inputs);
         if let (Some(sel), Op::Aggregate { selector, .. } | Op::SelectorWidth { selector }) = (sel, &mut op) {
             *selector = joint_sel[&sel];
         }
