@@ -54,10 +54,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     };
     let allocator = args.model.allocator()?;
     let options = args.model.options();
-    let plan = crate::verify::Plan { samples: args.verify.samples, seed: args.verify.seed };
-    if plan.samples == 0 {
-        return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
-    }
+    let plan = args.verify.plan()?;
     let mut rows = Vec::new();
     for name in &names {
         let p = load(name, None)?;

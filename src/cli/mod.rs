@@ -166,6 +166,14 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
+    /// The sampling plan, refusing an empty sample.
+    pub fn plan(&self) -> Result<crate::verify::Plan> {
+        if self.samples == 0 {
+            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
+        }
+        Ok(crate::verify::Plan { samples: self.samples, seed: self.seed })
+    }
+
     /// Verifies `model`; with a `reference` (the unoptimised model) also
     /// measures how far the optimised model's logits moved from it.
     pub fn run(
@@ -174,11 +182,8 @@ impl VerifyArgs {
         reference: Option<&crate::model::Model>,
         tabulated: &Program,
     ) -> Result<crate::verify::Report> {
-        if self.samples == 0 {
-            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
-        }
+        let plan = self.plan()?;
         let vocab = model.vocab()?;
-        let plan = crate::verify::Plan { samples: self.samples, seed: self.seed };
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, model.config.n_ctx - 1, &plan);
         let mut report = crate::verify::verify(model, tabulated, &inputs, exhaustive);
         if let Some(r) = reference {

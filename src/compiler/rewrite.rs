@@ -210,7 +210,7 @@ fn structure(n: &Node, remap: &[NodeId]) -> String {
         Op::Aggregate { default, .. } => default.repr(),
         _ => String::new(),
     };
-    format!("{} {:?} {:?} {inputs:?} {detail}", n.op.kind(), n.encoding, std::mem::discriminant(&n.op))
+    format!("{} {:?} {inputs:?} {detail}", n.op.kind(), n.encoding)
 }
 
 fn cse(p: &Program, log: &mut Vec<Rewrite>) -> Program {
