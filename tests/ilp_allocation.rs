@@ -12,6 +12,13 @@ use tracr_opt::compiler::{compile, Options};
 use tracr_opt::library::PROGRAMS;
 use tracr_opt::verify::{inputs_for, verify, Plan};
 
+/// Without rewrites, and without residual sharing: parameter counts then
+/// compare allocations at one d_model (tests/residual_sharing.rs has the ILP
+/// with sharing).
+fn plain() -> Options {
+    Options { share_residual: false, ..Options::without_rewrites() }
+}
+
 fn ilp(objectives: &[Objective]) -> Ilp {
     Ilp { objectives: objectives.to_vec(), time_limit: 10.0, emit_lp: None }
 }
@@ -22,8 +29,8 @@ fn minimise_layers_is_optimal_and_beats_tracr_on_dyck() {
     for b in PROGRAMS {
         let p = bundled(b.name);
         let s = p.settings.clone().unwrap();
-        let heuristic = compile(&p, &s, &Heuristic, &Options::without_rewrites()).unwrap();
-        let best = compile(&p, &s, &ilp(&[Objective::Layers]), &Options::without_rewrites()).unwrap();
+        let heuristic = compile(&p, &s, &Heuristic, &plain()).unwrap();
+        let best = compile(&p, &s, &ilp(&[Objective::Layers]), &plain()).unwrap();
         let info = best.allocation.info.clone().unwrap();
         assert!(info.optimal && info.gap == 0.0, "{}: {info:?}", b.name);
         assert!(best.model.config.n_layers <= heuristic.model.config.n_layers, "{}", b.name);
@@ -50,9 +57,9 @@ fn minimise_params_is_never_worse_and_strictly_better_when_balancing_helps() {
     for b in PROGRAMS {
         let p = bundled(b.name);
         let s = p.settings.clone().unwrap();
-        let heuristic = compile(&p, &s, &Heuristic, &Options::without_rewrites()).unwrap().model.params();
+        let heuristic = compile(&p, &s, &Heuristic, &plain()).unwrap().model.params();
         for objectives in [&[Objective::Params][..], &[Objective::Layers, Objective::Params][..]] {
-            let c = compile(&p, &s, &ilp(objectives), &Options::without_rewrites()).unwrap();
+            let c = compile(&p, &s, &ilp(objectives), &plain()).unwrap();
             let ours = c.model.params();
             assert!(ours <= heuristic, "{} {objectives:?}: {ours} > {heuristic}", b.name);
             // dyck: wide balance MLPs share a layer in Tracr's allocation; spreading
@@ -73,8 +80,7 @@ fn ilp_models_verify_exhaustively() {
         for causal in [false, true] {
             let mut s = p.settings.clone().unwrap();
             s.causal = causal;
-            let c =
-                compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &Options::without_rewrites()).unwrap();
+            let c = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &plain()).unwrap();
             let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
             let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
             assert!(exhaustive && r.ok(), "{} causal={causal}: {} mismatches", b.name, r.mismatches);
@@ -89,7 +95,7 @@ fn models_of_every_objective_order_verify() {
         let s = p.settings.clone().unwrap();
         for objectives in [&[Objective::Params][..], &[Objective::Heads][..], &[Objective::Mlp, Objective::Layers][..]]
         {
-            let c = compile(&p, &s, &ilp(objectives), &Options::without_rewrites()).unwrap();
+            let c = compile(&p, &s, &ilp(objectives), &plain()).unwrap();
             let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
             let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
             assert!(r.ok(), "{name} {objectives:?}: {} mismatches", r.mismatches);
@@ -105,8 +111,8 @@ fn allocation_is_deterministic() {
         for objectives in
             [&[Objective::Layers, Objective::Params][..], &[Objective::Params][..], &[Objective::Heads][..]]
         {
-            let a = compile(&p, &s, &ilp(objectives), &Options::without_rewrites()).unwrap().allocation.sublayer;
-            let b = compile(&p, &s, &ilp(objectives), &Options::without_rewrites()).unwrap().allocation.sublayer;
+            let a = compile(&p, &s, &ilp(objectives), &plain()).unwrap().allocation.sublayer;
+            let b = compile(&p, &s, &ilp(objectives), &plain()).unwrap().allocation.sublayer;
             assert_eq!(a, b, "{name} {objectives:?}");
         }
     }
@@ -119,7 +125,7 @@ fn emitted_lp_file_describes_the_model() {
     let path = std::env::temp_dir().join(format!("tracr-opt-{}-dyck.lp", std::process::id()));
     let alloc =
         Ilp { objectives: vec![Objective::Layers, Objective::Params], time_limit: 10.0, emit_lp: Some(path.clone()) };
-    let c = compile(&p, &s, &alloc, &Options::without_rewrites()).unwrap();
+    let c = compile(&p, &s, &alloc, &plain()).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("\\ tracr-opt layer allocation"), "{text}");
     for section in ["Minimize", "Subject To", "Bounds", "Binaries", "Generals", "End"] {

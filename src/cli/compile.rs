@@ -110,6 +110,14 @@ pub fn summary_json(m: &Model, report: Option<&Report>, compile_ms: f64, stages:
         "max_seq_len": c.n_ctx - 1,
         "layers": c.n_layers,
         "d_model": c.d_model,
+        "d_model_lower_bound": m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
+        "residual": m.meta.residual.as_ref().map(|r| serde_json::json!({
+            "shared": r.shared,
+            "d_model_unshared": r.d_model_unshared,
+            "gap": c.d_model.saturating_sub(r.d_model_lower_bound),
+            "erase_neurons": r.erase_neurons,
+            "free_erasures": r.free_erasures,
+        })),
         "n_heads": c.n_heads,
         "d_head": c.d_head,
         "d_mlp": c.d_mlp,
@@ -138,12 +146,20 @@ pub fn summary_json(m: &Model, report: Option<&Report>, compile_ms: f64, stages:
 pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> String {
     let c = &m.config;
     let mut s = format!(
-        "{} ({} allocation, {})\n  layers {}  d_model {}  heads {}  d_head {}  d_mlp {}\n  params {} (nonzero {})  compiled in {:.1} ms\n",
+        "{} ({} allocation, {})\n  layers {}  d_model {}{}  heads {}  d_head {}  d_mlp {}\n  params {} (nonzero {})  compiled in {:.1} ms\n",
         m.meta.program,
         m.meta.allocator,
         if c.causal { "causal" } else { "bidirectional" },
         c.n_layers,
         c.d_model,
+        match &m.meta.residual {
+            Some(r) if r.shared => format!(
+                " (lower bound {}, {} unshared; {} erase neurons)",
+                r.d_model_lower_bound, r.d_model_unshared, r.erase_neurons
+            ),
+            Some(r) => format!(" (unshared; {} with sharing's lower bound)", r.d_model_lower_bound),
+            None => String::new(),
+        },
         c.n_heads,
         c.d_head,
         c.d_mlp,

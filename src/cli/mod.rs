@@ -100,6 +100,10 @@ pub struct ModelArgs {
     /// One head per aggregate even when two in a layer share their attention pattern.
     #[arg(long)]
     pub no_share_heads: bool,
+    /// One residual dimension per direction for the whole network (Tracr's
+    /// layout) instead of reusing the dimensions of dead s-ops.
+    #[arg(long)]
+    pub no_share_residual: bool,
 }
 
 impl ModelArgs {
@@ -150,6 +154,7 @@ impl ModelArgs {
             }),
             rule_tables: !self.no_rewrites && !self.no_rule_tables,
             share_heads: !self.no_rewrites && !self.no_share_heads,
+            share_residual: !self.no_share_residual,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Assembly: blocks placed in sublayers become dense weight matrices over a
-//! fixed residual layout, padded to uniform widths.
+//! Assembly: blocks placed in sublayers become dense weight matrices over the
+//! residual layout (`residual.rs`), padded to uniform widths; the layout's
+//! erasures become extra MLP neurons.
 //!
 //! Per head, W_QK is folded into W_Q and W_K selects the key directions; W_OV is
 //! folded into W_V and W_O places the output directions. The head dimension of
@@ -8,7 +9,8 @@
 
 use super::alloc::Allocation;
 use super::craft::{Block, Body, Dir, Factor, Head, BOS, PAD};
-use super::lower::{Embedded, Lowered, OutputDecoder};
+use super::lower::{Lowered, OutputDecoder};
+use super::residual::{EraseWith, Layout};
 use crate::diagnostic::Result;
 use crate::model::{Config, Decoder, HeadInfo, Layer, LayerInfo, Meta, MlpInfo, Model};
 use crate::rasp::json::value_to_json;
@@ -23,6 +25,7 @@ pub struct AssembleInput<'a> {
     pub lowered: &'a Lowered,
     pub blocks: &'a [Block],
     pub allocation: &'a Allocation,
+    pub layout: &'a Layout,
     pub allocator: &'a str,
     pub compile_flags: serde_json::Value,
     /// Merge heads of one layer that compute the same attention pattern.
@@ -68,14 +71,15 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         lowered,
         blocks,
         allocation,
+        layout,
         allocator,
         compile_flags,
         share_heads,
         factorise,
     } = inp;
-    let residual: Vec<Dir> = lowered.dirs.iter().cloned().collect();
-    let index: HashMap<&Dir, usize> = residual.iter().enumerate().map(|(i, d)| (d, i)).collect();
-    let d_model = residual.len();
+    // directions absent from the layout are zero (never written) or never read
+    let col = |d: &Dir| layout.column.get(d).copied();
+    let d_model = layout.d_model();
     let n_layers = allocation.n_layers();
 
     // blocks per sublayer, in block order (deterministic)
@@ -91,7 +95,18 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let heads: Vec<Vec<(Vec<usize>, Head)>> = attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
     let n_heads = heads.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let d_head = heads.iter().flatten().map(|(_, h)| h.width()).max().unwrap_or(0).max(1);
-    let d_mlp = mlp.iter().map(|l| l.iter().map(|b| blocks[*b].width()).sum::<usize>()).max().unwrap_or(0).max(1);
+    let mut erased: Vec<Vec<&super::residual::Erasure>> = vec![Vec::new(); n_layers];
+    for e in &layout.erasures {
+        erased[e.layer].push(e);
+    }
+    let d_mlp = (0..n_layers)
+        .map(|l| {
+            mlp[l].iter().map(|b| blocks[*b].width()).sum::<usize>()
+                + erased[l].iter().map(|e| e.with.new_neurons()).sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let q_factor = (d_head as f64).sqrt();
 
     let mut layers = Vec::with_capacity(n_layers);
@@ -110,19 +125,19 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             let b = &blocks[members[0]];
             let layout = head.layout();
             for (j, (q, k)) in layout.qk.left.iter().zip(&layout.qk.right).enumerate() {
-                for (d, w) in q {
-                    layer.w_q[[h, index[d], j]] = w * q_factor;
+                for (c, w) in q.iter().filter_map(|(d, w)| Some((col(d)?, w))) {
+                    layer.w_q[[h, c, j]] = w * q_factor;
                 }
-                for (d, w) in k {
-                    layer.w_k[[h, index[d], j]] = *w;
+                for (c, w) in k.iter().filter_map(|(d, w)| Some((col(d)?, w))) {
+                    layer.w_k[[h, c, j]] = *w;
                 }
             }
             for (j, (v, o)) in layout.ov.left.iter().zip(&layout.ov.right).enumerate() {
-                for (d, w) in v {
-                    layer.w_v[[h, index[d], j]] = *w;
+                for (c, w) in v.iter().filter_map(|(d, w)| Some((col(d)?, w))) {
+                    layer.w_v[[h, c, j]] = *w;
                 }
-                for (d, w) in o {
-                    layer.w_o[[h, j, index[d]]] = *w;
+                for (c, w) in o.iter().filter_map(|(d, w)| Some((col(d)?, w))) {
+                    layer.w_o[[h, j, c]] = *w;
                 }
             }
             info.heads.push(HeadInfo {
@@ -139,21 +154,50 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             });
         }
         let mut offset = 0;
+        let mut block_offset = HashMap::new();
         for bi in &mlp[l] {
             let b = &blocks[*bi];
             let Body::Mlp(m) = &b.body else { unreachable!() };
-            for (d, h, w) in &m.w_in {
-                layer.w_in[[index[d], offset + h]] += w;
+            for (c, h, w) in m.w_in.iter().filter_map(|(d, h, w)| Some((col(d)?, h, w))) {
+                layer.w_in[[c, offset + h]] += w;
             }
-            for (h, d, w) in &m.w_out {
-                layer.w_out[[offset + h, index[d]]] += w;
+            for (h, c, w) in m.w_out.iter().filter_map(|(h, d, w)| Some((h, col(d)?, w))) {
+                layer.w_out[[offset + h, c]] += w;
             }
             info.mlps.push(MlpInfo {
                 node: program.nodes[b.node].label.clone(),
                 role: b.role.into(),
                 hidden: m.hidden,
             });
+            block_offset.insert(*bi, offset);
             offset += m.hidden;
+        }
+        // erasures: x + (-relu(x)) = 0 for x >= 0; relu(-x) restores negative x
+        let start = offset;
+        for e in &erased[l] {
+            let c = layout.column[&e.dir];
+            match e.with {
+                EraseWith::Existing { block, neuron } => layer.w_out[[block_offset[&block] + neuron, c]] -= 1.0,
+                EraseWith::Relu | EraseWith::ReluPair => {
+                    layer.w_in[[c, offset]] = 1.0;
+                    layer.w_out[[offset, c]] = -1.0;
+                    offset += 1;
+                    if e.with == EraseWith::ReluPair {
+                        layer.w_in[[c, offset]] = -1.0;
+                        layer.w_out[[offset, c]] = 1.0;
+                        offset += 1;
+                    }
+                }
+            }
+        }
+        if !erased[l].is_empty() {
+            let mut names: Vec<&str> = erased[l].iter().map(|e| e.dir.name.as_str()).collect();
+            names.dedup();
+            info.mlps.push(MlpInfo {
+                node: format!("erase({})", names.join(", ")),
+                role: "erase".into(),
+                hidden: offset - start,
+            });
         }
         layers.push(layer);
         infos.push(info);
@@ -163,76 +207,31 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let mut tokens: Vec<Value> = vec![Value::Str(BOS.into()), Value::Str(PAD.into())];
     tokens.extend(settings.vocab.iter().cloned());
     let n_ctx = settings.max_seq_len + 1;
-    let mut w_e = Array2::<f64>::zeros((tokens.len(), d_model));
-    let mut w_pos = Array2::<f64>::zeros((n_ctx, d_model));
-    // directions left out of the residual stream (nothing reads them) are skipped
-    let set = |m: &mut Array2<f64>, row: usize, d: &Dir, v: f64| {
-        if let Some(j) = index.get(d) {
-            m[[row, *j]] = v;
+    let dense = |rows: &[super::craft::DirVec]| {
+        let mut m = Array2::<f64>::zeros((rows.len(), d_model));
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().filter_map(|(d, v)| Some((col(d)?, v))) {
+                m[[r, c]] = *v;
+            }
         }
+        m
     };
-    w_e[[0, index[&Dir::bos()]]] = 1.0;
-    w_e[[0, index[&Dir::one()]]] = 1.0;
-    w_e[[1, index[&Dir::pad()]]] = 1.0;
-    for (id, emb) in lowered.embedded.iter().enumerate() {
-        let label = &program.nodes[id].label;
-        let numerical = program.nodes[id].encoding == crate::rasp::Encoding::Numerical;
-        match emb {
-            // written below, whether the program reads them or not
-            None | Some(Embedded::Tokens) | Some(Embedded::Indices) => {}
-            Some(Embedded::Constant(c)) => {
-                for t in 0..settings.vocab.len() {
-                    if numerical {
-                        set(&mut w_e, t + 2, &Dir::named(label), c.as_f64().unwrap_or(0.0));
-                    } else if !matches!(c, Value::None) {
-                        set(&mut w_e, t + 2, &Dir::valued(label, c), 1.0);
-                    }
-                }
-            }
-            Some(Embedded::TokenMap(entries)) | Some(Embedded::IndexMap(entries)) => {
-                let by_token = matches!(emb, Some(Embedded::TokenMap(_)));
-                for (x, y) in entries {
-                    let row = if by_token {
-                        match settings.vocab.iter().position(|v| v == x) {
-                            Some(t) => t + 2,
-                            None => continue,
-                        }
-                    } else {
-                        // position p holds index p - 1 (position 0 is BOS)
-                        match x.as_f64() {
-                            Some(i) if i >= 0.0 && (i as usize) + 1 < n_ctx => i as usize + 1,
-                            _ => continue,
-                        }
-                    };
-                    let m = if by_token { &mut w_e } else { &mut w_pos };
-                    match y {
-                        Value::None => {}
-                        y if numerical => set(m, row, &Dir::named(label), y.as_f64().unwrap_or(0.0)),
-                        y => set(m, row, &Dir::valued(label, y), 1.0),
-                    }
-                }
-            }
-        }
-    }
-    for (t, v) in settings.vocab.iter().enumerate() {
-        set(&mut w_e, t + 2, &Dir::one(), 1.0);
-        set(&mut w_e, t + 2, &Dir::valued("tokens", v), 1.0);
-    }
-    for p in 1..n_ctx {
-        set(&mut w_pos, p, &Dir::valued("indices", &Value::Int(p as i64 - 1)), 1.0);
-    }
+    let w_e = dense(&lowered.embedding.tokens);
+    let w_pos = dense(&lowered.embedding.positions);
     let (w_u, output) = match &lowered.output {
         OutputDecoder::Categorical(dirs) => {
             let mut w_u = Array2::<f64>::zeros((d_model, dirs.len().max(1)));
-            for (j, (d, _)) in dirs.iter().enumerate() {
-                w_u[[index[d], j]] = 1.0;
+            for (j, c) in dirs.iter().enumerate().filter_map(|(j, (d, _))| Some((j, col(d)?))) {
+                w_u[[c, j]] = 1.0;
             }
             let values = dirs.iter().map(|(_, v)| value_to_json(v)).collect::<Result<_>>()?;
             (w_u, Decoder::Categorical { values })
         }
         OutputDecoder::Numerical(d) => {
             let mut w_u = Array2::<f64>::zeros((d_model, 1));
-            w_u[[index[d], 0]] = 1.0;
+            if let Some(c) = col(d) {
+                w_u[[c, 0]] = 1.0;
+            }
             (w_u, Decoder::Numerical)
         }
     };
@@ -256,7 +255,8 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         pad_id: 1,
         output,
         output_label: program.nodes[program.output].label.clone(),
-        residual_labels: residual.iter().map(|d| d.to_string()).collect(),
+        residual_labels: layout.labels(),
+        residual: Some(layout.info()),
         layers: infos,
         allocator: allocator.into(),
         attention_scale: lowered.scale,

@@ -70,6 +70,20 @@ pub struct Lowered {
     pub dirs: BTreeSet<Dir>,
     pub scale: f64,
     pub output: OutputDecoder,
+    /// What the embeddings write, by direction.
+    pub embedding: Embedding,
+    /// The residual stream at the BOS position after the last block, by
+    /// direction (rule 3: a constant).
+    pub bos: DirVec,
+}
+
+/// The embeddings by direction: one row per token id (0 = BOS, 1 = PAD,
+/// then the vocab in order) and one per position (position 0 holds BOS).
+/// Only directions of the residual stream appear.
+#[derive(Clone, Debug, Default)]
+pub struct Embedding {
+    pub tokens: Vec<DirVec>,
+    pub positions: Vec<DirVec>,
 }
 
 pub fn sop_dirs(p: &Program, vs: &ValueSets, id: NodeId) -> Vec<Dir> {
@@ -140,6 +154,7 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptio
         ),
         Encoding::Numerical => OutputDecoder::Numerical(Dir::named(&p.nodes[out].label)),
     };
+    let embedding = cx.embedding();
     Ok(Lowered {
         blocks: cx.blocks,
         producer: cx.producer,
@@ -147,6 +162,8 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptio
         dirs: cx.dirs,
         scale: cx.scale,
         output,
+        embedding,
+        bos: cx.bos,
     })
 }
 
@@ -268,6 +285,70 @@ impl<'a> Ctx<'a> {
             .collect();
         let keep = |d: &Dir| *d == Dir::one() || *d == Dir::bos() || *d == Dir::pad() || read.contains(d);
         self.dirs.retain(|d| !embedded.contains(d.name.as_str()) || keep(d));
+    }
+
+    /// The embedding rows: BOS writes `one` and `tokens:BOS`, PAD its own
+    /// direction, every token `one`, its token direction, the constants and
+    /// folded token maps; every position its index and folded index maps.
+    fn embedding(&self) -> Embedding {
+        let vocab = &self.settings.vocab;
+        let n_ctx = self.settings.max_seq_len + 1;
+        let mut e = Embedding { tokens: vec![DirVec::new(); vocab.len() + 2], positions: vec![DirVec::new(); n_ctx] };
+        let set = |row: &mut DirVec, d: Dir, v: f64| {
+            if v != 0.0 && self.dirs.contains(&d) {
+                row.insert(d, v);
+            }
+        };
+        set(&mut e.tokens[0], Dir::bos(), 1.0);
+        set(&mut e.tokens[0], Dir::one(), 1.0);
+        set(&mut e.tokens[1], Dir::pad(), 1.0);
+        for (t, v) in vocab.iter().enumerate() {
+            set(&mut e.tokens[t + 2], Dir::one(), 1.0);
+            set(&mut e.tokens[t + 2], Dir::valued("tokens", v), 1.0);
+        }
+        for p in 1..n_ctx {
+            set(&mut e.positions[p], Dir::valued("indices", &Value::Int(p as i64 - 1)), 1.0);
+        }
+        for (id, emb) in self.embedded.iter().enumerate() {
+            let label = self.label(id);
+            let numerical = self.enc(id) == Encoding::Numerical;
+            // a value as (direction, weight); None writes nothing
+            let dir_of = |y: &Value| match y {
+                Value::None => None,
+                y if numerical => Some((Dir::named(label), y.as_f64().unwrap_or(0.0))),
+                y => Some((Dir::valued(label, y), 1.0)),
+            };
+            match emb {
+                None | Some(Embedded::Tokens) | Some(Embedded::Indices) => {}
+                Some(Embedded::Constant(c)) => {
+                    if let Some((d, w)) = dir_of(c) {
+                        for t in 0..vocab.len() {
+                            set(&mut e.tokens[t + 2], d.clone(), w);
+                        }
+                    }
+                }
+                Some(Embedded::TokenMap(entries)) => {
+                    for (x, y) in entries {
+                        if let (Some(t), Some((d, w))) = (vocab.iter().position(|v| v == x), dir_of(y)) {
+                            set(&mut e.tokens[t + 2], d, w);
+                        }
+                    }
+                }
+                Some(Embedded::IndexMap(entries)) => {
+                    // position p holds index p - 1 (position 0 is BOS)
+                    for (x, y) in entries {
+                        let row = match x.as_f64() {
+                            Some(i) if i >= 0.0 && (i as usize) + 1 < n_ctx => i as usize + 1,
+                            _ => continue,
+                        };
+                        if let Some((d, w)) = dir_of(y) {
+                            set(&mut e.positions[row], d, w);
+                        }
+                    }
+                }
+            }
+        }
+        e
     }
 
     /// Adds the BOS gate to every neuron of an MLP (rule 3): `-(preact at BOS)⁺ - 1`

@@ -7,6 +7,7 @@ pub mod craft;
 pub mod factorise;
 pub mod graph;
 pub mod lower;
+pub mod residual;
 pub mod rewrite;
 
 use crate::diagnostic::Result;
@@ -29,11 +30,19 @@ pub struct Options {
     pub rule_tables: bool,
     /// One head for aggregates of one layer with the same attention pattern.
     pub share_heads: bool,
+    /// Residual dimensions reused once their direction is dead (`residual.rs`).
+    pub share_residual: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { factorise: true, rewrite: Some(rewrite::RewriteOptions::all()), rule_tables: true, share_heads: true }
+        Options {
+            factorise: true,
+            rewrite: Some(rewrite::RewriteOptions::all()),
+            rule_tables: true,
+            share_heads: true,
+            share_residual: true,
+        }
     }
 }
 
@@ -47,6 +56,7 @@ impl Options {
             rewrite: Some(rewrite::RewriteOptions::none()),
             rule_tables: false,
             share_heads: false,
+            share_residual: false,
         }
     }
 
@@ -73,6 +83,8 @@ pub struct Compiled {
     /// What the graph rewrites did, in order.
     pub rewrites: Vec<rewrite::Rewrite>,
     pub allocation: alloc::Allocation,
+    /// Which residual dimension each direction took.
+    pub layout: residual::Layout,
     /// The program as given, every function tabulated (fast to interpret):
     /// what the model is verified against.
     pub tabulated: Program,
@@ -132,6 +144,13 @@ pub fn compile(
     let allocation = allocator.allocate(&program, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);
+    let uses = residual::uses(&lowered);
+    let layout = if options.share_residual {
+        residual::Layout::shared(&lowered, &uses, &allocation)
+    } else {
+        residual::Layout::unshared(&lowered, &uses, &allocation)
+    };
+    lap("residual", &mut t);
     let flags = serde_json::json!({
         "vocab": settings.vocab.iter().map(crate::rasp::json::value_to_json).collect::<Result<Vec<_>>>()?,
         "max_seq_len": settings.max_seq_len,
@@ -143,22 +162,40 @@ pub fn compile(
         })),
         "rule_tables": options.rule_tables,
         "share_heads": options.share_heads,
+        "share_residual": options.share_residual,
     });
-    let assemble = |blocks: &[craft::Block], factorised: bool| {
+    let assemble = |blocks: &[craft::Block], factorised: bool, layout: &residual::Layout| {
         assemble::assemble(assemble::AssembleInput {
             program: &program,
             settings,
             lowered: &lowered,
             blocks,
             allocation: &allocation,
+            layout,
             allocator: allocator.name(),
             compile_flags: flags.clone(),
             share_heads: options.share_heads,
             factorise: factorised,
         })
     };
-    let model = assemble(&lowered.blocks, options.factorise)?;
+    let model = assemble(&lowered.blocks, options.factorise, &layout)?;
     lap("assemble", &mut t);
-    let reference = as_lowered.map(|b| assemble(&b, false)).transpose()?;
-    Ok(Compiled { model, reference, factorise, rewrites, allocation, tabulated, compiled_program: program, stage_ms })
+    // the reference: blocks as lowered, one dimension per direction
+    let reference = if options.factorise || options.share_residual {
+        let blocks = as_lowered.as_deref().unwrap_or(&lowered.blocks);
+        Some(assemble(blocks, false, &residual::Layout::unshared(&lowered, &uses, &allocation))?)
+    } else {
+        None
+    };
+    Ok(Compiled {
+        model,
+        reference,
+        factorise,
+        rewrites,
+        allocation,
+        layout,
+        tabulated,
+        compiled_program: program,
+        stage_ms,
+    })
 }

@@ -84,6 +84,34 @@ impl LayerInfo {
     }
 }
 
+/// One direction in one residual dimension, with the sublayers between which
+/// it is needed (`embed`, `L0.attn`, `L0.mlp`, …, `unembed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResidualOccupant {
+    pub dir: String,
+    /// None when nothing needs the direction (it is in the stream anyway).
+    pub written: Option<String>,
+    pub last_read: Option<String>,
+}
+
+/// How the residual stream is laid out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResidualInfo {
+    /// Dimensions are reused once their direction is dead.
+    pub shared: bool,
+    /// The most directions live at once under this layer allocation: no
+    /// layout of this allocation has a smaller d_model.
+    pub d_model_lower_bound: usize,
+    /// d_model with one dimension per direction (Tracr's layout).
+    pub d_model_unshared: usize,
+    /// Per dimension, its directions in time order.
+    pub dims: Vec<Vec<ResidualOccupant>>,
+    /// MLP neurons added only to erase dying directions.
+    pub erase_neurons: usize,
+    /// Erasures done by a neuron the MLP already had.
+    pub free_erasures: usize,
+}
+
 /// Everything besides the weights, written as `tracr_opt.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Meta {
@@ -97,6 +125,9 @@ pub struct Meta {
     pub output: Decoder,
     pub output_label: String,
     pub residual_labels: Vec<String>,
+    /// Absent in models written before residual sharing.
+    #[serde(default)]
+    pub residual: Option<ResidualInfo>,
     pub layers: Vec<LayerInfo>,
     pub allocator: String,
     /// The attention sharpness used (see docs/EXACTNESS.md).

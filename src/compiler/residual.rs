@@ -1,0 +1,406 @@
+//! The residual layout: which dimension each direction takes. Without
+//! sharing (Tracr's layout) every direction keeps its own dimension for the
+//! whole network. With sharing, a direction whose last reader has run gives
+//! its dimension to a direction written later (solver-models/residual_sharing.md).
+//!
+//! Times are *positions*: position p is the residual stream entering
+//! sublayer p (layer l's attention is sublayer 2l, its MLP 2l + 1), and
+//! position 2L is the stream the unembedding reads. A direction written by
+//! sublayer w is present from position w + 1 (an embedded one from 0). It is
+//! *live* up to its last reader's sublayer. Sublayers only add to the stream,
+//! so an MLP must erase it before another direction can use its dimension:
+//! at the earliest the MLP of its last reader's layer, so it *holds* its
+//! dimension up to position 2·layer + 1.
+
+use super::alloc::Allocation;
+use super::craft::{Body, Dir};
+use super::lower::{Lowered, OutputDecoder};
+use std::collections::BTreeMap;
+
+/// Where one residual direction is written and read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirUse {
+    pub dir: Dir,
+    /// Written by the embeddings.
+    pub embedded: bool,
+    /// Blocks that write it.
+    pub writers: Vec<usize>,
+    /// Blocks that read it.
+    pub readers: Vec<usize>,
+    /// Read by the unembedding.
+    pub output: bool,
+    /// Never negative at any position, so one ReLU neuron erases it exactly.
+    pub nonneg: bool,
+}
+
+impl DirUse {
+    /// Written and then needed: only such a direction takes a dimension when
+    /// sharing (one never written is zero everywhere; one never read is
+    /// never looked at).
+    pub fn needed(&self) -> bool {
+        (self.embedded || !self.writers.is_empty()) && (self.output || !self.readers.is_empty())
+    }
+}
+
+fn get<'a>(map: &'a mut BTreeMap<Dir, DirUse>, d: &Dir) -> &'a mut DirUse {
+    map.entry(d.clone()).or_insert_with(|| unused(d))
+}
+
+fn unused(d: &Dir) -> DirUse {
+    DirUse { dir: d.clone(), embedded: false, writers: vec![], readers: vec![], output: false, nonneg: true }
+}
+
+/// Every direction of the lowered program with its writers and readers, in
+/// the residual stream's order.
+pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
+    let mut map: BTreeMap<Dir, DirUse> = lowered.dirs.iter().map(|d| (d.clone(), unused(d))).collect();
+    // a head copies signs: a value that may be negative makes its output so
+    let mut copies: Vec<(Dir, Dir)> = Vec::new();
+    for (i, b) in lowered.blocks.iter().enumerate() {
+        match &b.body {
+            Body::Head(h) => {
+                // what assembly writes: the layout's factors
+                let l = h.layout();
+                for v in l.qk.left.iter().chain(&l.qk.right).chain(&l.ov.left) {
+                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| get(&mut map, d).readers.push(i));
+                }
+                for v in &l.ov.right {
+                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| get(&mut map, d).writers.push(i));
+                }
+                for (a, d, w) in &h.ov {
+                    if *w < 0.0 {
+                        get(&mut map, d).nonneg = false;
+                    } else if *w > 0.0 {
+                        copies.push((a.clone(), d.clone()));
+                    }
+                }
+            }
+            Body::Mlp(m) => {
+                m.w_in.iter().filter(|(_, _, w)| *w != 0.0).for_each(|(d, _, _)| get(&mut map, d).readers.push(i));
+                for (_, d, w) in m.w_out.iter().filter(|(_, _, w)| *w != 0.0) {
+                    let u = get(&mut map, d);
+                    u.writers.push(i);
+                    // hidden units are never negative
+                    u.nonneg &= *w > 0.0;
+                }
+            }
+        }
+    }
+    for row in lowered.embedding.tokens.iter().chain(&lowered.embedding.positions) {
+        for (d, w) in row {
+            let u = get(&mut map, d);
+            u.embedded = true;
+            u.nonneg &= *w >= 0.0;
+        }
+    }
+    match &lowered.output {
+        OutputDecoder::Categorical(dirs) => dirs.iter().for_each(|(d, _)| get(&mut map, d).output = true),
+        OutputDecoder::Numerical(d) => get(&mut map, d).output = true,
+    }
+    loop {
+        let spread: Vec<Dir> = copies
+            .iter()
+            .filter(|(a, d)| map.get(a).is_some_and(|u| !u.nonneg) && map[d].nonneg)
+            .map(|(_, d)| d.clone())
+            .collect();
+        if spread.is_empty() {
+            break;
+        }
+        spread.iter().for_each(|d| map.get_mut(d).unwrap().nonneg = false);
+    }
+    map.into_values()
+        .map(|mut u| {
+            u.writers.dedup();
+            u.readers.dedup();
+            u
+        })
+        .collect()
+}
+
+/// When a direction is in the residual stream, in positions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The sublayer that first writes it (None: the embeddings).
+    pub written: Option<usize>,
+    /// The sublayer of its last reader (None: only the unembedding reads it).
+    pub last_read: Option<usize>,
+    /// First position holding it.
+    pub first: usize,
+    /// Last position where something still needs it.
+    pub live_last: usize,
+    /// Last position before an MLP can have erased it.
+    pub held_last: usize,
+}
+
+/// The span of a needed direction under an allocation of `layers` layers.
+pub fn span(u: &DirUse, sublayer: &[usize], layers: usize) -> Option<Span> {
+    if !u.needed() {
+        return None;
+    }
+    let end = 2 * layers;
+    let written = if u.embedded { None } else { u.writers.iter().map(|w| sublayer[*w]).min() };
+    let last_read = u.readers.iter().map(|r| sublayer[*r]).max();
+    let first = written.map_or(0, |w| w + 1);
+    let (live_last, held_last) = match (u.output, last_read) {
+        (true, _) | (false, None) => (end, end),
+        // the MLP of the last reader's layer can erase it
+        (false, Some(r)) => (r, (2 * (r / 2) + 1).min(end)),
+    };
+    Some(Span { written, last_read, first, live_last, held_last })
+}
+
+/// The most directions live at once (the lower bound on any layout for
+/// this allocation) and the most held at once (what sharing reaches).
+pub fn peaks(uses: &[DirUse], sublayer: &[usize], layers: usize) -> (usize, usize) {
+    let mut live = vec![0usize; 2 * layers + 1];
+    let mut held = vec![0usize; 2 * layers + 1];
+    for s in uses.iter().filter_map(|u| span(u, sublayer, layers)) {
+        (s.first..=s.live_last).for_each(|p| live[p] += 1);
+        (s.first..=s.held_last).for_each(|p| held[p] += 1);
+    }
+    (live.into_iter().max().unwrap_or(0), held.into_iter().max().unwrap_or(0))
+}
+
+/// How a dying direction is erased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EraseWith {
+    /// A new neuron relu(x) writing -x (the direction is never negative).
+    Relu,
+    /// Two new neurons, relu(x) writing -x and relu(-x) writing x.
+    ReluPair,
+    /// A neuron the layer's MLP block already has computes relu(x) away from
+    /// BOS (and 0 at BOS, where x is 0): it also writes -x.
+    Existing { block: usize, neuron: usize },
+}
+
+impl EraseWith {
+    pub fn new_neurons(self) -> usize {
+        match self {
+            EraseWith::Relu => 1,
+            EraseWith::ReluPair => 2,
+            EraseWith::Existing { .. } => 0,
+        }
+    }
+}
+
+/// One direction erased by one layer's MLP, so that its dimension can be reused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Erasure {
+    pub layer: usize,
+    pub dir: Dir,
+    pub with: EraseWith,
+}
+
+/// One direction in one residual dimension.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Occupant {
+    pub dir: Dir,
+    /// None for a direction the model carries but never needs (layout without sharing).
+    pub span: Option<Span>,
+}
+
+/// Which dimension every direction takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    /// Direction → residual dimension; directions not listed are left out
+    /// (never written: zero; or never read).
+    pub column: BTreeMap<Dir, usize>,
+    /// Per dimension, its directions in time order.
+    pub occupants: Vec<Vec<Occupant>>,
+    pub erasures: Vec<Erasure>,
+    /// The most directions live at once: no layout of this allocation is narrower.
+    pub lower_bound: usize,
+    /// Dimensions without sharing: one per direction of the lowered program.
+    pub unshared_width: usize,
+    pub shared: bool,
+}
+
+impl Layout {
+    pub fn d_model(&self) -> usize {
+        self.occupants.len()
+    }
+
+    /// One dimension per direction of the lowered program, for the whole network.
+    pub fn unshared(lowered: &Lowered, uses: &[DirUse], allocation: &Allocation) -> Layout {
+        let layers = allocation.n_layers();
+        let spans: BTreeMap<&Dir, Option<Span>> =
+            uses.iter().map(|u| (&u.dir, span(u, &allocation.sublayer, layers))).collect();
+        let occupants: Vec<Vec<Occupant>> = lowered
+            .dirs
+            .iter()
+            .map(|d| vec![Occupant { dir: d.clone(), span: spans.get(d).copied().flatten() }])
+            .collect();
+        Layout {
+            column: lowered.dirs.iter().enumerate().map(|(i, d)| (d.clone(), i)).collect(),
+            occupants,
+            erasures: vec![],
+            lower_bound: peaks(uses, &allocation.sublayer, layers).0,
+            unshared_width: lowered.dirs.len(),
+            shared: false,
+        }
+    }
+
+    /// Dimensions reused once their direction is dead: interval colouring by
+    /// first position (optimal: the dimensions used equal the most directions
+    /// held at once), then an erasure for every direction that hands its
+    /// dimension on, in the layer where it costs least.
+    pub fn shared(lowered: &Lowered, uses: &[DirUse], allocation: &Allocation) -> Layout {
+        let layers = allocation.n_layers();
+        let sub = &allocation.sublayer;
+        let mut items: Vec<(Span, &DirUse)> = uses.iter().filter_map(|u| Some((span(u, sub, layers)?, u))).collect();
+        items.sort_by(|(a, u), (b, v)| a.first.cmp(&b.first).then_with(|| u.dir.cmp(&v.dir)));
+        let mut occupants: Vec<Vec<Occupant>> = Vec::new();
+        let mut held_until: Vec<usize> = Vec::new();
+        let mut column = BTreeMap::new();
+        for (s, u) in &items {
+            let c = match held_until.iter().position(|h| *h < s.first) {
+                Some(c) => c,
+                None => {
+                    occupants.push(vec![]);
+                    held_until.push(0);
+                    occupants.len() - 1
+                }
+            };
+            occupants[c].push(Occupant { dir: u.dir.clone(), span: Some(*s) });
+            held_until[c] = s.held_last;
+            column.insert(u.dir.clone(), c);
+        }
+        let by_dir: BTreeMap<&Dir, &DirUse> = uses.iter().map(|u| (&u.dir, u)).collect();
+        let erasures = place_erasures(lowered, allocation, &occupants, &by_dir);
+        Layout {
+            column,
+            occupants,
+            erasures,
+            lower_bound: peaks(uses, sub, layers).0,
+            unshared_width: lowered.dirs.len(),
+            shared: true,
+        }
+    }
+
+    /// "tokens:a" for a dimension with one direction; with several, each
+    /// with the sublayers between which it is there:
+    /// "indices:0 [embed..L0.attn] | reverse:a [L1.mlp..unembed]".
+    pub fn labels(&self) -> Vec<String> {
+        self.occupants
+            .iter()
+            .map(|occ| match occ.as_slice() {
+                [one] => one.dir.to_string(),
+                many => many
+                    .iter()
+                    .map(|o| match &o.span {
+                        Some(s) => format!("{} [{}..{}]", o.dir, written_name(s), read_name(s)),
+                        None => o.dir.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            })
+            .collect()
+    }
+}
+
+impl Layout {
+    /// The layout as exported in the model's metadata.
+    pub fn info(&self) -> crate::model::ResidualInfo {
+        let occupant = |o: &Occupant| crate::model::ResidualOccupant {
+            dir: o.dir.to_string(),
+            written: o.span.as_ref().map(written_name),
+            last_read: o.span.as_ref().map(read_name),
+        };
+        crate::model::ResidualInfo {
+            shared: self.shared,
+            d_model_lower_bound: self.lower_bound,
+            d_model_unshared: self.unshared_width,
+            dims: self.occupants.iter().map(|c| c.iter().map(occupant).collect()).collect(),
+            erase_neurons: self.erasures.iter().map(|e| e.with.new_neurons()).sum(),
+            free_erasures: self.erasures.iter().filter(|e| e.with.new_neurons() == 0).count(),
+        }
+    }
+}
+
+/// A sublayer's name: `L2.attn`, `L2.mlp`.
+pub fn sublayer_name(s: usize) -> String {
+    format!("L{}.{}", s / 2, if s % 2 == 0 { "attn" } else { "mlp" })
+}
+
+/// Where a span starts: `embed` or the writing sublayer.
+pub fn written_name(s: &Span) -> String {
+    s.written.map_or("embed".into(), sublayer_name)
+}
+
+/// Where a span's last reader is: a sublayer, or `unembed` for the output.
+pub fn read_name(s: &Span) -> String {
+    match s.last_read {
+        Some(r) if r == s.live_last => sublayer_name(r),
+        _ => "unembed".into(),
+    }
+}
+
+/// For each direction that hands its dimension to a later one, the layer
+/// whose MLP erases it: one with a neuron that already computes it if there
+/// is one in the window, else the one whose MLP is narrowest (erase neurons
+/// in a layer narrower than the widest cost nothing).
+fn place_erasures(
+    lowered: &Lowered,
+    allocation: &Allocation,
+    occupants: &[Vec<Occupant>],
+    by_dir: &BTreeMap<&Dir, &DirUse>,
+) -> Vec<Erasure> {
+    let layers = allocation.n_layers();
+    let mut width = vec![0usize; layers];
+    for (b, s) in lowered.blocks.iter().zip(&allocation.sublayer) {
+        width[s / 2] += b.width();
+    }
+    let mut out = Vec::new();
+    for col in occupants {
+        for pair in col.windows(2) {
+            let (d, e) = (&pair[0], &pair[1]);
+            let (Some(ds), Some(es)) = (d.span, e.span) else { continue };
+            // from the last reader's layer to the last MLP before the next writer
+            let lo = (ds.held_last - 1) / 2;
+            let hi = (es.first - 2) / 2;
+            let nonneg = by_dir[&d.dir].nonneg;
+            let existing = (lo..=hi)
+                .filter(|_| nonneg)
+                .find_map(|l| existing_neuron(lowered, allocation, &d.dir, l).map(|w| (l, w)));
+            let (layer, with) = match existing {
+                Some(found) => found,
+                None => {
+                    let with = if nonneg { EraseWith::Relu } else { EraseWith::ReluPair };
+                    let l = (lo..=hi).min_by_key(|l| (width[*l], *l)).unwrap();
+                    (l, with)
+                }
+            };
+            width[layer] += with.new_neurons();
+            out.push(Erasure { layer, dir: d.dir.clone(), with });
+        }
+    }
+    out.sort_by(|a, b| a.layer.cmp(&b.layer).then_with(|| a.dir.cmp(&b.dir)));
+    out
+}
+
+/// A neuron of an MLP block in `layer` that equals relu(x[d]) = x[d] (`d` is
+/// never negative) away from BOS and 0 at BOS, where `d` is 0 (the BOS gate): its input is `d` with weight
+/// 1 and a non-positive weight on tokens:BOS, nothing else.
+fn existing_neuron(lowered: &Lowered, allocation: &Allocation, d: &Dir, layer: usize) -> Option<EraseWith> {
+    if lowered.bos.get(d).is_some_and(|v| *v != 0.0) {
+        return None;
+    }
+    for (bi, b) in lowered.blocks.iter().enumerate() {
+        let Body::Mlp(m) = &b.body else { continue };
+        if allocation.sublayer[bi] != 2 * layer + 1 {
+            continue;
+        }
+        let mut inputs: BTreeMap<usize, Vec<(&Dir, f64)>> = BTreeMap::new();
+        for (dir, h, w) in &m.w_in {
+            inputs.entry(*h).or_default().push((dir, *w));
+        }
+        for (h, ins) in inputs {
+            let reads_d = ins.iter().filter(|(x, _)| *x == d).map(|(_, w)| w).sum::<f64>() == 1.0;
+            let only_gate = ins.iter().all(|(x, w)| *x == d || (**x == Dir::bos() && *w <= 0.0));
+            if reads_d && only_gate {
+                return Some(EraseWith::Existing { block: bi, neuron: h });
+            }
+        }
+    }
+    None
+}
