@@ -28,6 +28,8 @@ pub struct Shape {
     pub params: usize,
     pub nonzero_params: usize,
     pub compile_ms: f64,
+    /// The most residual directions live at once (tracr-opt models only).
+    pub d_model_lower_bound: Option<usize>,
 }
 
 impl Shape {
@@ -42,6 +44,7 @@ impl Shape {
             params: m.params(),
             nonzero_params: m.nonzero_params(),
             compile_ms,
+            d_model_lower_bound: m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
         }
     }
 
@@ -55,6 +58,7 @@ impl Shape {
             params: t.params,
             nonzero_params: t.nonzero_params,
             compile_ms: t.compile_ms,
+            d_model_lower_bound: None,
         }
     }
 }
@@ -65,7 +69,7 @@ pub struct Verified {
     pub inputs: usize,
     pub exhaustive: bool,
     pub baseline_mismatches: usize,
-    /// Of the optimised model and of the one without rewrites, together.
+    /// Of the optimised model and its two variants (no rewrites, no residual sharing), together.
     pub optimised_mismatches: usize,
 }
 
@@ -85,6 +89,8 @@ pub struct Row {
     /// The optimised model without the graph-level optimisations (rewrites,
     /// rule tables, head sharing): what those add.
     pub without_rewrites: Shape,
+    /// The optimised model without residual sharing: what sharing adds.
+    pub unshared: Shape,
     /// None when verification was skipped.
     pub verified: Option<Verified>,
 }
@@ -112,6 +118,7 @@ pub fn compare(
     let plain_options =
         Options { rewrite: Some(RewriteOptions::none()), rule_tables: false, share_heads: false, ..options.clone() };
     let plain = compile(program, settings, allocator, &plain_options)?;
+    let unshared = compile(program, settings, allocator, &Options { share_residual: false, ..options.clone() })?;
     let verified = match plan {
         None => None,
         Some(plan) => {
@@ -119,11 +126,12 @@ pub fn compare(
             let b = verify(&base.model, &base.tabulated, &inputs, exhaustive);
             let o = verify(&opt.model, &opt.tabulated, &inputs, exhaustive);
             let w = verify(&plain.model, &plain.tabulated, &inputs, exhaustive);
+            let u = verify(&unshared.model, &unshared.tabulated, &inputs, exhaustive);
             Some(Verified {
                 inputs: inputs.len(),
                 exhaustive,
                 baseline_mismatches: b.mismatches,
-                optimised_mismatches: o.mismatches + w.mismatches,
+                optimised_mismatches: o.mismatches + w.mismatches + u.mismatches,
             })
         }
     };
@@ -134,6 +142,7 @@ pub fn compare(
         baseline: Shape::of(&base.model, base.total_ms()),
         optimised: Shape::of(&opt.model, opt.total_ms()),
         without_rewrites: Shape::of(&plain.model, plain.total_ms()),
+        unshared: Shape::of(&unshared.model, unshared.total_ms()),
         verified,
     })
 }

@@ -38,10 +38,16 @@ fn compiled(p: &Program, options: &Options) -> Compiled {
     out.unwrap()
 }
 
+/// No graph-level rewrite, and no residual sharing (which would blur what a
+/// rewrite alone does to d_model).
+fn baseline() -> Options {
+    Options { share_residual: false, ..Options::without_rewrites() }
+}
+
 fn only(f: impl FnOnce(&mut RewriteOptions)) -> Options {
     let mut r = RewriteOptions::none();
     f(&mut r);
-    Options { rewrite: Some(r), rule_tables: false, share_heads: false, ..Options::default() }
+    Options { rewrite: Some(r), ..baseline() }
 }
 
 fn passes(c: &Compiled) -> Vec<&'static str> {
@@ -65,7 +71,7 @@ fn folding_makes_frac_prevs_one_attention_layer() {
     // the token one-hot is read by nothing once `bools` is in the embedding
     assert!(!on.model.meta.residual_labels.iter().any(|l| l == "tokens:x"), "{:?}", on.model.meta.residual_labels);
     assert_eq!(on.model.meta.layers[0].mlp_width(), 0);
-    let off = compiled(&p, &Options::without_rewrites());
+    let off = compiled(&p, &baseline());
     assert_eq!(off.model.config.n_layers, 2);
     assert!(on.model.config.d_model < off.model.config.d_model);
 }
@@ -85,7 +91,7 @@ fn fusion_gives_reverse_fewer_layers_than_tracr() {
     let on = compiled(&p, &only(|r| r.fuse = true));
     assert_eq!(on.model.config.n_layers, 3);
     assert!(passes(&on).contains(&"fuse"));
-    let off = compiled(&p, &Options::without_rewrites());
+    let off = compiled(&p, &baseline());
     assert_eq!(off.model.config.n_layers, 4);
 }
 
@@ -125,7 +131,7 @@ fn cse_computes_duplicates_once_and_only_duplicates() {
         "a = SelectorWidth(Select(tokens, tokens, EQ))\nb = SelectorWidth(Select(tokens, tokens, EQ))\nd = SelectorWidth(Select(tokens, tokens, LT))\nout = SequenceMap(lambda x, y: x + y, SequenceMap(lambda x, y: x + y, a, b), d)\ncompile(out, vocab={'a', 'b'}, max_seq_len=3)\n",
     );
     let on = compiled(&p, &only(|r| r.cse = true));
-    let off = compiled(&p, &Options::without_rewrites());
+    let off = compiled(&p, &baseline());
     let heads = |c: &Compiled| c.model.meta.layers.iter().map(|l| l.heads.len()).sum::<usize>();
     assert_eq!(heads(&off), 3);
     assert_eq!(heads(&on), 2, "a and b merged, d (LT) kept");
@@ -135,8 +141,8 @@ fn cse_computes_duplicates_once_and_only_duplicates() {
 #[test]
 fn head_sharing_merges_equal_patterns_only() {
     let p = bundled("shuffle_dyck");
-    let shared = compiled(&p, &Options { share_heads: true, ..Options::without_rewrites() });
-    let apart = compiled(&p, &Options::without_rewrites());
+    let shared = compiled(&p, &Options { share_heads: true, ..baseline() });
+    let apart = compiled(&p, &baseline());
     let layer_of = |c: &Compiled, node: &str| {
         c.model
             .meta
@@ -166,8 +172,8 @@ fn rule_tables_use_one_neuron_per_rule() {
     );
     let width =
         |c: &Compiled| c.model.meta.layers.iter().flat_map(|l| &l.mlps).find(|m| m.node == "out").unwrap().hidden;
-    let rules = compiled(&p, &Options { rule_tables: true, ..Options::without_rewrites() });
-    let pairs = compiled(&p, &Options::without_rewrites());
+    let rules = compiled(&p, &Options { rule_tables: true, ..baseline() });
+    let pairs = compiled(&p, &baseline());
     // 5 lengths x 5 indices in Tracr's layout; per length, one neuron per
     // output value: True and False for lengths 1-4, only True for 5
     assert_eq!(width(&pairs), 25);

@@ -110,17 +110,20 @@ pub fn markdown(rows: &[Row]) -> String {
         "Each cell: Tracr / baseline / optimised. Tracr: its own compiler's figures \
          (src/library/tracr_reference.json, – where it was not measured at these settings); \
          baseline: Tracr's heuristic allocation without optimisation; optimised: every pass on. \
-         The last two columns: the optimised model with the graph rewrites off \
-         (`--no-rewrites`: no cse, folding, fusion, rule tables or head sharing).\n\n",
+         d_model bound: the most residual directions live at once in the optimised model (no layout \
+         of its allocation is narrower; the gap to d_model is directions an attention layer's \
+         output outlives, which only the next MLP can erase). Then the optimised model with the \
+         graph rewrites off (`--no-rewrites`: no cse, folding, fusion, rule tables or head \
+         sharing), and with residual sharing off (`--no-share-residual`).\n\n",
     );
-    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | compile ms | verified | layers, no rewrites | params, no rewrites |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | compile ms | verified | d_model bound | no rewrites: layers, params | no sharing: d_model, d_mlp, params |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let t = r.tracr.as_ref();
         let (b, o) = (&r.baseline, &r.optimised);
         let f = |get: fn(&Shape) -> usize| cell(t.map(get), get(b), get(o));
         s.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |\n",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {}, {} | {}, {}, {} |\n",
             r.program,
             if r.settings.causal { " (causal)" } else { "" },
             f(|x| x.layers),
@@ -137,8 +140,12 @@ pub fn markdown(rows: &[Row]) -> String {
                 format!("{:.1}", o.compile_ms)
             ),
             verified_cell(r),
+            o.d_model_lower_bound.map_or("–".into(), |b| b.to_string()),
             r.without_rewrites.layers,
             r.without_rewrites.params,
+            r.unshared.d_model,
+            r.unshared.d_mlp,
+            r.unshared.params,
         ));
     }
     let sum = |get: fn(&Shape) -> usize, which: fn(&Row) -> Option<&Shape>| -> Option<usize> {
@@ -154,11 +161,12 @@ pub fn markdown(rows: &[Row]) -> String {
     let (base_total, opt_total) =
         (rows.iter().map(|r| r.baseline.params).sum::<usize>(), rows.iter().map(|r| r.optimised.params).sum::<usize>());
     s.push_str(&format!(
-        "| **total** | | | | | | {} | {} | {:.2} | | | | {} |\n",
+        "| **total** | | | | | | {} | {} | {:.2} | | | | {} | {} |\n",
         total(|x| x.params),
         total(|x| x.nonzero_params),
         opt_total as f64 / base_total.max(1) as f64,
-        rows.iter().map(|r| r.without_rewrites.params).sum::<usize>()
+        rows.iter().map(|r| r.without_rewrites.params).sum::<usize>(),
+        rows.iter().map(|r| r.unshared.params).sum::<usize>()
     ));
     s
 }
@@ -166,11 +174,12 @@ pub fn markdown(rows: &[Row]) -> String {
 pub fn csv(rows: &[Row]) -> String {
     let metrics = ["layers", "d_model", "n_heads", "d_head", "d_mlp", "params", "nonzero_params", "compile_ms"];
     let mut head = vec!["program".to_string(), "causal".into(), "max_seq_len".into(), "vocab_size".into()];
-    for who in ["tracr", "baseline", "optimised", "no_rewrites"] {
+    for who in ["tracr", "baseline", "optimised", "no_rewrites", "no_sharing"] {
         head.extend(metrics.iter().map(|m| format!("{who}_{m}")));
     }
     head.extend(
-        ["params_ratio", "inputs", "exhaustive", "baseline_mismatches", "optimised_mismatches"].map(String::from),
+        ["d_model_lower_bound", "params_ratio", "inputs", "exhaustive", "baseline_mismatches", "optimised_mismatches"]
+            .map(String::from),
     );
     let mut s = head.join(",") + "\n";
     let values = |x: Option<&Shape>| -> Vec<String> {
@@ -199,6 +208,8 @@ pub fn csv(rows: &[Row]) -> String {
         line.extend(values(Some(&r.baseline)));
         line.extend(values(Some(&r.optimised)));
         line.extend(values(Some(&r.without_rewrites)));
+        line.extend(values(Some(&r.unshared)));
+        line.push(r.optimised.d_model_lower_bound.map_or(String::new(), |b| b.to_string()));
         line.push(format!("{:.4}", r.params_ratio()));
         match &r.verified {
             Some(v) => line.extend([
@@ -219,6 +230,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
         serde_json::json!({
             "layers": x.layers, "d_model": x.d_model, "n_heads": x.n_heads, "d_head": x.d_head, "d_mlp": x.d_mlp,
             "params": x.params, "nonzero_params": x.nonzero_params, "compile_ms": x.compile_ms,
+            "d_model_lower_bound": x.d_model_lower_bound,
         })
     };
     serde_json::Value::Array(
@@ -232,6 +244,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
                     "baseline": shape(&r.baseline),
                     "optimised": shape(&r.optimised),
                     "no_rewrites": shape(&r.without_rewrites),
+                    "no_sharing": shape(&r.unshared),
                     "params_ratio": r.params_ratio(),
                     "verified": r.verified.as_ref().map(|v| serde_json::json!({
                         "inputs": v.inputs, "exhaustive": v.exhaustive,

@@ -64,8 +64,9 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value = "ilp")]
     pub allocator: AllocatorChoice,
     /// What the ILP allocator minimises, in order (ties broken by the next):
-    /// layers, heads (most heads in a layer), mlp (widest MLP layer), params
-    /// (dense parameter count) [default: layers,params].
+    /// layers, width (residual width with sharing), heads (most heads in a
+    /// layer), mlp (widest MLP layer), params (dense parameter count)
+    /// [default: layers,width,params; layers,params with --no-share-residual].
     #[arg(long, value_name = "LIST")]
     pub minimise: Option<String>,
     /// Seconds the ILP solver may take before returning its best allocation.
@@ -126,11 +127,12 @@ impl ModelArgs {
                 if !(self.time_limit > 0.0) {
                     return Err(Error::usage("--time-limit must be positive"));
                 }
-                Box::new(Ilp {
-                    objectives: Objective::parse_list(self.minimise.as_deref().unwrap_or("layers,params"))?,
-                    time_limit: self.time_limit,
-                    emit_lp: self.emit_lp.clone(),
-                })
+                let default = if self.no_share_residual { "layers,params" } else { "layers,width,params" };
+                let objectives = Objective::parse_list(self.minimise.as_deref().unwrap_or(default))?;
+                if self.no_share_residual && objectives.contains(&Objective::Width) {
+                    return Err(Error::usage("--minimise width needs residual sharing (drop --no-share-residual)"));
+                }
+                Box::new(Ilp { objectives, time_limit: self.time_limit, emit_lp: self.emit_lp.clone() })
             }
         };
         Ok(allocator)

@@ -140,7 +140,13 @@ pub fn compile(
         lower::OutputDecoder::Categorical(v) => v.len().max(1),
         lower::OutputDecoder::Numerical(_) => 1,
     };
-    let costs = alloc::Costs::from_lowered(&lowered, settings.vocab.len() + 2, settings.max_seq_len + 1, out_width);
+    let costs = alloc::Costs::from_lowered(
+        &lowered,
+        settings.vocab.len() + 2,
+        settings.max_seq_len + 1,
+        out_width,
+        options.share_residual,
+    );
     let allocation = allocator.allocate(&program, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);

@@ -249,12 +249,35 @@ impl Layout {
         let sub = &allocation.sublayer;
         let mut items: Vec<(Span, &DirUse)> = uses.iter().filter_map(|u| Some((span(u, sub, layers)?, u))).collect();
         items.sort_by(|(a, u), (b, v)| a.first.cmp(&b.first).then_with(|| u.dir.cmp(&v.dir)));
+        let by_dir: BTreeMap<&Dir, &DirUse> = uses.iter().map(|u| (&u.dir, u)).collect();
+        let mut width = vec![0usize; layers];
+        for (b, s) in lowered.blocks.iter().zip(sub) {
+            width[s / 2] += b.width();
+        }
         let mut occupants: Vec<Vec<Occupant>> = Vec::new();
         let mut held_until: Vec<usize> = Vec::new();
         let mut column = BTreeMap::new();
+        let mut erasures = Vec::new();
         for (s, u) in &items {
-            let c = match held_until.iter().position(|h| *h < s.first) {
-                Some(c) => c,
+            // of the free dimensions, the one whose direction is erased at the
+            // least cost: no growth of the widest MLP, then fewest new neurons
+            let widest = width.iter().copied().max().unwrap_or(0);
+            let best = (0..held_until.len())
+                .filter(|c| held_until[*c] < s.first)
+                .map(|c| {
+                    let prev = occupants[c].last().expect("a dimension has a direction");
+                    let e =
+                        erasure(lowered, allocation, by_dir[&prev.dir], &prev.span.expect("shared: needed"), s, &width);
+                    let n = e.with.new_neurons();
+                    ((width[e.layer] + n).saturating_sub(widest), n, c, e)
+                })
+                .min_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+            let c = match best {
+                Some((_, n, c, e)) => {
+                    width[e.layer] += n;
+                    erasures.push(e);
+                    c
+                }
                 None => {
                     occupants.push(vec![]);
                     held_until.push(0);
@@ -265,8 +288,7 @@ impl Layout {
             held_until[c] = s.held_last;
             column.insert(u.dir.clone(), c);
         }
-        let by_dir: BTreeMap<&Dir, &DirUse> = uses.iter().map(|u| (&u.dir, u)).collect();
-        let erasures = place_erasures(lowered, allocation, &occupants, &by_dir);
+        erasures.sort_by(|a, b| a.layer.cmp(&b.layer).then_with(|| a.dir.cmp(&b.dir)));
         Layout {
             column,
             occupants,
@@ -335,47 +357,21 @@ pub fn read_name(s: &Span) -> String {
     }
 }
 
-/// For each direction that hands its dimension to a later one, the layer
-/// whose MLP erases it: one with a neuron that already computes it if there
-/// is one in the window, else the one whose MLP is narrowest (erase neurons
-/// in a layer narrower than the widest cost nothing).
-fn place_erasures(
-    lowered: &Lowered,
-    allocation: &Allocation,
-    occupants: &[Vec<Occupant>],
-    by_dir: &BTreeMap<&Dir, &DirUse>,
-) -> Vec<Erasure> {
-    let layers = allocation.n_layers();
-    let mut width = vec![0usize; layers];
-    for (b, s) in lowered.blocks.iter().zip(&allocation.sublayer) {
-        width[s / 2] += b.width();
-    }
-    let mut out = Vec::new();
-    for col in occupants {
-        for pair in col.windows(2) {
-            let (d, e) = (&pair[0], &pair[1]);
-            let (Some(ds), Some(es)) = (d.span, e.span) else { continue };
-            // from the last reader's layer to the last MLP before the next writer
-            let lo = (ds.held_last - 1) / 2;
-            let hi = (es.first - 2) / 2;
-            let nonneg = by_dir[&d.dir].nonneg;
-            let existing = (lo..=hi)
-                .filter(|_| nonneg)
-                .find_map(|l| existing_neuron(lowered, allocation, &d.dir, l).map(|w| (l, w)));
-            let (layer, with) = match existing {
-                Some(found) => found,
-                None => {
-                    let with = if nonneg { EraseWith::Relu } else { EraseWith::ReluPair };
-                    let l = (lo..=hi).min_by_key(|l| (width[*l], *l)).unwrap();
-                    (l, with)
-                }
-            };
-            width[layer] += with.new_neurons();
-            out.push(Erasure { layer, dir: d.dir.clone(), with });
-        }
-    }
-    out.sort_by(|a, b| a.layer.cmp(&b.layer).then_with(|| a.dir.cmp(&b.dir)));
-    out
+/// Where and how `d` is erased before `next` takes its dimension: in an MLP
+/// from its last reader's layer to the last one before `next` is written. A
+/// neuron that already computes it if there is one, else new neurons in the
+/// narrowest MLP of the window (erase neurons in a layer narrower than the
+/// widest cost nothing).
+fn erasure(lowered: &Lowered, allocation: &Allocation, d: &DirUse, ds: &Span, next: &Span, width: &[usize]) -> Erasure {
+    let lo = (ds.held_last - 1) / 2;
+    let hi = (next.first - 2) / 2;
+    let existing =
+        (lo..=hi).filter(|_| d.nonneg).find_map(|l| existing_neuron(lowered, allocation, &d.dir, l).map(|w| (l, w)));
+    let (layer, with) = existing.unwrap_or_else(|| {
+        let with = if d.nonneg { EraseWith::Relu } else { EraseWith::ReluPair };
+        ((lo..=hi).min_by_key(|l| (width[*l], *l)).expect("a window holds an MLP"), with)
+    });
+    Erasure { layer, dir: d.dir.clone(), with }
 }
 
 /// A neuron of an MLP block in `layer` that equals relu(x[d]) = x[d] (`d` is

@@ -110,6 +110,21 @@ impl<'m> Runner<'m> {
 
     /// The final residual stream, one row per position (BOS first).
     pub fn residual(&self, ids: &[usize]) -> Array2<f64> {
+        self.residual_traced(ids, |_, _| {})
+    }
+
+    /// The residual stream entering every sublayer and the final one:
+    /// `streams[s]` enters sublayer s (layer l's attention is 2l, its MLP
+    /// 2l + 1), `streams[2 * n_layers]` is what the unembedding reads.
+    pub fn residual_streams(&self, ids: &[usize]) -> Vec<Array2<f64>> {
+        let mut out = Vec::with_capacity(2 * self.layers.len() + 1);
+        let last = self.residual_traced(ids, |_, x| out.push(x.clone()));
+        out.push(last);
+        out
+    }
+
+    /// The forward pass, calling `seen(s, x)` with the stream entering each sublayer s.
+    fn residual_traced(&self, ids: &[usize], mut seen: impl FnMut(usize, &Array2<f64>)) -> Array2<f64> {
         let c = &self.model.config;
         let n = ids.len();
         let d = c.d_model;
@@ -125,7 +140,8 @@ impl<'m> Runner<'m> {
         let mut tmp = vec![0.0; d];
         let mut hidden = vec![0.0; c.d_mlp];
         let mut scores = vec![0.0; n];
-        for layer in &self.layers {
+        for (l, layer) in self.layers.iter().enumerate() {
+            seen(2 * l, &x);
             let mut delta = Array2::<f64>::zeros((n, d));
             for head in &layer.heads {
                 if head.q.rows.iter().all(Vec::is_empty) && head.v.rows.iter().all(Vec::is_empty) {
@@ -169,6 +185,7 @@ impl<'m> Runner<'m> {
                 }
             }
             x += &delta;
+            seen(2 * l + 1, &x);
             for p in 0..n {
                 let xr = x.row(p).to_owned();
                 layer.w_in.vecmul(xr.as_slice().unwrap(), &mut hidden);

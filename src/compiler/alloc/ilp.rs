@@ -11,6 +11,7 @@ use super::lp::{Cmp, Lp};
 use super::{Allocation, Allocator, SolveInfo};
 use crate::compiler::craft::{Block, BlockKind};
 use crate::compiler::lower::Lowered;
+use crate::compiler::residual::DirUse;
 use crate::diagnostic::{Error, Result};
 use crate::rasp::Program;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub enum Objective {
     Heads,
     Mlp,
     Params,
+    /// Residual width: the most directions held at once (residual sharing).
+    Width,
 }
 
 impl Objective {
@@ -31,6 +34,7 @@ impl Objective {
             Objective::Heads => "heads",
             Objective::Mlp => "mlp",
             Objective::Params => "params",
+            Objective::Width => "width",
         }
     }
 
@@ -43,9 +47,10 @@ impl Objective {
                 "heads" => Objective::Heads,
                 "mlp" => Objective::Mlp,
                 "params" => Objective::Params,
+                "width" => Objective::Width,
                 other => {
                     return Err(Error::usage(format!(
-                        "unknown objective '{other}' for --minimise (expected layers, heads, mlp, params)"
+                        "unknown objective '{other}' for --minimise (expected layers, width, heads, mlp, params)"
                     )))
                 }
             };
@@ -70,33 +75,129 @@ pub struct Ilp {
 /// What allocation costs, from the model's fixed widths.
 #[derive(Clone, Copy, Debug)]
 pub struct Costs {
-    /// Parameters per head in every layer (W_Q, W_K, W_V, W_O and biases).
-    pub per_head: f64,
-    /// Parameters per MLP hidden unit in every layer.
-    pub per_mlp_unit: f64,
-    /// Parameters per layer regardless of widths (b_O, b_out).
-    pub per_layer: f64,
-    /// Embeddings and unembedding.
-    pub fixed: f64,
+    /// One dimension per direction; with `shared`, the width the allocation
+    /// gives replaces it.
+    pub d_model: f64,
+    /// Residual sharing: d_model is the most directions held at once.
+    pub shared: bool,
+    pub d_head: f64,
+    pub d_vocab: f64,
+    pub n_ctx: f64,
+    pub d_vocab_out: f64,
 }
 
 impl Costs {
-    pub fn from_lowered(lowered: &Lowered, d_vocab: usize, n_ctx: usize, d_vocab_out: usize) -> Costs {
-        let d = lowered.dirs.len() as f64;
-        let k = lowered.blocks.iter().map(crate::compiler::assemble::head_width).max().unwrap_or(0).max(1) as f64;
+    /// At one residual dimension per direction (before sharing).
+    pub fn from_lowered(lowered: &Lowered, d_vocab: usize, n_ctx: usize, d_vocab_out: usize, shared: bool) -> Costs {
         Costs {
-            per_head: 4.0 * d * k + 3.0 * k,
-            per_mlp_unit: 2.0 * d + 1.0,
-            per_layer: 2.0 * d,
-            fixed: (d_vocab + n_ctx) as f64 * d + d * d_vocab_out as f64 + d_vocab_out as f64,
+            d_model: lowered.dirs.len() as f64,
+            shared,
+            d_head: lowered.blocks.iter().map(crate::compiler::assemble::head_width).max().unwrap_or(0).max(1) as f64,
+            d_vocab: d_vocab as f64,
+            n_ctx: n_ctx as f64,
+            d_vocab_out: d_vocab_out as f64,
         }
+    }
+
+    /// The same model with another residual width.
+    pub fn with_d_model(self, d_model: f64) -> Costs {
+        Costs { d_model, ..self }
+    }
+
+    /// Parameters per head in every layer (W_Q, W_K, W_V, W_O and biases).
+    pub fn per_head(&self) -> f64 {
+        4.0 * self.d_model * self.d_head + 3.0 * self.d_head
+    }
+
+    /// Parameters per MLP hidden unit in every layer.
+    pub fn per_mlp_unit(&self) -> f64 {
+        2.0 * self.d_model + 1.0
+    }
+
+    /// Parameters per layer regardless of widths (b_O, b_out).
+    pub fn per_layer(&self) -> f64 {
+        2.0 * self.d_model
+    }
+
+    /// Embeddings and unembedding.
+    pub fn fixed(&self) -> f64 {
+        (self.d_vocab + self.n_ctx) * self.d_model + self.d_model * self.d_vocab_out + self.d_vocab_out
     }
 
     /// Dense parameters of a model with these widths (padding to at least one head / unit).
     pub fn params(&self, layers: usize, heads: usize, mlp: usize) -> f64 {
-        self.fixed
+        self.fixed()
             + layers as f64
-                * (self.per_head * heads.max(1) as f64 + self.per_mlp_unit * mlp.max(1) as f64 + self.per_layer)
+                * (self.per_head() * heads.max(1) as f64 + self.per_mlp_unit() * mlp.max(1) as f64 + self.per_layer())
+    }
+}
+
+/// Directions that share writers and readers: they are held over the same
+/// positions under any allocation (residual.rs), so the width ILP counts them
+/// together.
+#[derive(Clone, Debug)]
+struct Group {
+    width: usize,
+    embedded: bool,
+    output: bool,
+    /// Writers that no other writer precedes (the first write is one of them).
+    writers: Vec<usize>,
+    /// Readers that precede no other reader (the last read is one of them).
+    readers: Vec<usize>,
+}
+
+fn groups_of_directions(uses: &[DirUse], blocks: &[Block]) -> Vec<Group> {
+    // before[b]: every block that must precede b (blocks follow their `after`)
+    let mut before: Vec<Vec<bool>> = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let mut row = vec![false; blocks.len()];
+        for a in &b.after {
+            row[*a] = true;
+            for (i, v) in before[*a].iter().enumerate() {
+                row[i] |= *v;
+            }
+        }
+        before.push(row);
+    }
+    let mut out: Vec<Group> = Vec::new();
+    for u in uses.iter().filter(|u| u.needed()) {
+        let writers: Vec<usize> = if u.embedded {
+            vec![]
+        } else {
+            u.writers.iter().copied().filter(|w| !u.writers.iter().any(|v| before[*w][*v])).collect()
+        };
+        let readers: Vec<usize> = if u.output {
+            vec![]
+        } else {
+            u.readers.iter().copied().filter(|r| !u.readers.iter().any(|q| before[*q][*r])).collect()
+        };
+        let same = |g: &Group| {
+            g.embedded == u.embedded && g.output == u.output && g.writers == writers && g.readers == readers
+        };
+        match out.iter_mut().find(|g| same(g)) {
+            Some(g) => g.width += 1,
+            None => out.push(Group { width: 1, embedded: u.embedded, output: u.output, writers, readers }),
+        }
+    }
+    out
+}
+
+/// No allocation holds fewer directions at once than the embeddings write
+/// (all held at position 0) or than any block reads (all held when it runs).
+fn width_floor(uses: &[DirUse], blocks: &[Block]) -> usize {
+    let needed: Vec<&DirUse> = uses.iter().filter(|u| u.needed()).collect();
+    let embedded = needed.iter().filter(|u| u.embedded).count();
+    let read = (0..blocks.len()).map(|b| needed.iter().filter(|u| u.readers.contains(&b)).count());
+    read.max().unwrap_or(0).max(embedded)
+}
+
+impl Group {
+    /// Held at position `p` (the residual entering sublayer p): written
+    /// before p, and not yet erased, which the MLP of the last reader's layer
+    /// does: some reader sits in layer ⌊p/2⌋ or later.
+    fn held(&self, sub: &[usize], p: usize) -> bool {
+        let present = self.embedded || self.writers.iter().any(|w| sub[*w] < p);
+        present && (self.output || self.readers.iter().any(|r| sub[*r] >= 2 * (p / 2)))
     }
 }
 
@@ -183,6 +284,8 @@ struct StageModel {
     x: Vec<Vec<(usize, usize)>>,
     heads: usize,
     mlp: usize,
+    /// The width variable and, per direction group, one held variable per position.
+    width: Option<(usize, Vec<Vec<usize>>)>,
 }
 
 struct Context<'a> {
@@ -190,12 +293,17 @@ struct Context<'a> {
     early: Vec<usize>,
     groups: Vec<Vec<usize>>,
     costs: Costs,
+    residual: Vec<Group>,
+    /// No allocation holds fewer directions at once.
+    width_floor: usize,
 }
 
 impl<'a> Context<'a> {
     /// Variables and constraints shared by every stage at `layers` layers;
     /// `bounds` are previous stages' optima.
-    fn model(&self, layers: usize, objective: Objective, bounds: &[(Objective, f64)]) -> StageModel {
+    /// Parameters are priced at residual width `d` (a stage's objectives are
+    /// linear only at a fixed width).
+    fn model(&self, layers: usize, objective: Objective, bounds: &[(Objective, f64)], d: f64) -> StageModel {
         let blocks = self.blocks;
         let late = alap(blocks, layers);
         let mut lp = Lp {
@@ -261,10 +369,18 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        let scale = self.costs.per_head.max(self.costs.per_mlp_unit);
-        let params_terms = vec![(heads, self.costs.per_head / scale), (mlp, self.costs.per_mlp_unit / scale)];
+        let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
+        let costs = self.costs.with_d_model(d);
+        let scale = costs.per_head().max(costs.per_mlp_unit());
+        let params_terms = vec![(heads, costs.per_head() / scale), (mlp, costs.per_mlp_unit() / scale)];
+        let width =
+            (objective == Objective::Width || width_bound.is_some()).then(|| self.width_rows(&mut lp, &x, layers));
         for (o, v) in bounds {
             match o {
+                Objective::Width => {
+                    let (w, _) = width.as_ref().expect("width rows");
+                    lp.constrain("keep_width".into(), vec![(*w, 1.0)], Cmp::Le, *v + 1e-9)
+                }
                 Objective::Heads => lp.constrain("keep_heads".into(), vec![(heads, 1.0)], Cmp::Le, *v),
                 Objective::Mlp => lp.constrain("keep_mlp".into(), vec![(mlp, 1.0)], Cmp::Le, *v),
                 Objective::Params => lp.constrain("keep_params".into(), params_terms.clone(), Cmp::Le, *v + 1e-9),
@@ -275,9 +391,78 @@ impl<'a> Context<'a> {
             Objective::Heads => vec![(heads, 1.0)],
             Objective::Mlp => vec![(mlp, 1.0)],
             Objective::Params => params_terms,
+            Objective::Width => vec![(width.as_ref().expect("width rows").0, 1.0)],
             Objective::Layers => vec![],
         };
-        StageModel { lp, x, heads, mlp }
+        StageModel { lp, x, heads, mlp, width }
+    }
+
+    /// The d_model an allocation gives.
+    fn d_model(&self, sub: &[usize]) -> f64 {
+        if self.costs.shared {
+            self.width(sub) as f64
+        } else {
+            self.costs.d_model
+        }
+    }
+
+    /// The width parameters are priced at in a stage: the width a previous
+    /// stage fixed, else the warm start's.
+    fn stage_d(&self, bounds: &[(Objective, f64)], warm: &[usize]) -> f64 {
+        bounds.iter().find(|(o, _)| *o == Objective::Width).map_or_else(|| self.d_model(warm), |(_, v)| *v)
+    }
+
+    /// The width rows (solver-models/residual_sharing.md): `held[g][p] ≥
+    /// present + later - 1` for each first writer and last reader of group
+    /// g, and `W ≥ Σ_g width_g held[g][p]` at every position p.
+    fn width_rows(&self, lp: &mut Lp, x: &[Vec<(usize, usize)>], layers: usize) -> (usize, Vec<Vec<usize>>) {
+        let total: usize = self.residual.iter().map(|g| g.width).sum();
+        let w = lp.var("W".into(), self.width_floor as f64, total.max(self.width_floor) as f64, false);
+        let mut held = Vec::with_capacity(self.residual.len());
+        for (gi, g) in self.residual.iter().enumerate() {
+            let mut row = Vec::with_capacity(2 * layers + 1);
+            for p in 0..=2 * layers {
+                let v = lp.var(format!("held_g{gi}_p{p}"), 0.0, 1.0, false);
+                // present: a first writer placed before p (constant for embedded)
+                let present: Vec<Vec<(usize, f64)>> = if g.embedded {
+                    vec![vec![]]
+                } else {
+                    g.writers
+                        .iter()
+                        .map(|b| x[*b].iter().filter(|(t, _)| *t < p).map(|(_, v)| (*v, 1.0)).collect())
+                        .filter(|terms: &Vec<(usize, f64)>| !terms.is_empty())
+                        .collect()
+                };
+                // later: a last reader in layer ⌊p/2⌋ or after (constant for the output)
+                let later: Vec<Vec<(usize, f64)>> = if g.output {
+                    vec![vec![]]
+                } else {
+                    g.readers
+                        .iter()
+                        .map(|b| x[*b].iter().filter(|(t, _)| *t >= 2 * (p / 2)).map(|(_, v)| (*v, 1.0)).collect())
+                        .filter(|terms: &Vec<(usize, f64)>| !terms.is_empty())
+                        .collect()
+                };
+                for (i, pr) in present.iter().enumerate() {
+                    for (j, la) in later.iter().enumerate() {
+                        // -held + Σpresent + Σlater ≤ 1 (a constant side counts 1)
+                        let constants = g.embedded as usize + g.output as usize;
+                        let mut terms: Vec<(usize, f64)> = vec![(v, -1.0)];
+                        terms.extend(pr.iter().chain(la).map(|(v, c)| (*v, *c)));
+                        lp.constrain(format!("held_g{gi}_p{p}_{i}_{j}"), terms, Cmp::Le, 1.0 - constants as f64);
+                    }
+                }
+                row.push(v);
+            }
+            held.push(row);
+        }
+        for p in 0..=2 * layers {
+            let mut terms: Vec<(usize, f64)> =
+                self.residual.iter().zip(&held).map(|(g, h)| (h[p], g.width as f64)).collect();
+            terms.push((w, -1.0));
+            lp.constrain(format!("width_p{p}"), terms, Cmp::Le, 0.0);
+        }
+        (w, held)
     }
 
     /// A point of the stage model for a given allocation (the warm start).
@@ -293,7 +478,30 @@ impl<'a> Context<'a> {
         let s = shape(self.blocks, sub);
         v[m.heads] = s.heads as f64;
         v[m.mlp] = s.mlp as f64;
+        if let Some((w, held)) = &m.width {
+            let mut peak = 0;
+            for p in 0..held.first().map_or(0, Vec::len) {
+                let mut at = 0;
+                for (g, row) in self.residual.iter().zip(held) {
+                    if g.held(sub, p) {
+                        v[row[p]] = 1.0;
+                        at += g.width;
+                    }
+                }
+                peak = peak.max(at);
+            }
+            v[*w] = peak.max(self.width_floor) as f64;
+        }
         v
+    }
+
+    /// Directions held at once, at most (what residual sharing reaches).
+    fn width(&self, sub: &[usize]) -> usize {
+        let positions = 2 * shape(self.blocks, sub).layers + 1;
+        (0..positions)
+            .map(|p| self.residual.iter().filter(|g| g.held(sub, p)).map(|g| g.width).sum::<usize>())
+            .max()
+            .unwrap_or(0)
     }
 
     fn read(&self, m: &StageModel, values: &[f64]) -> Vec<usize> {
@@ -303,15 +511,17 @@ impl<'a> Context<'a> {
     }
 
     /// Value of an objective for an allocation, in the LP's units (fixed layers).
-    fn lp_value(&self, o: Objective, sub: &[usize]) -> f64 {
+    fn lp_value(&self, o: Objective, sub: &[usize], d: f64) -> f64 {
         let s = shape(self.blocks, sub);
         match o {
             Objective::Layers => s.layers as f64,
             Objective::Heads => s.heads as f64,
             Objective::Mlp => s.mlp as f64,
+            Objective::Width => self.width(sub) as f64,
             Objective::Params => {
-                let scale = self.costs.per_head.max(self.costs.per_mlp_unit);
-                (self.costs.per_head * s.heads as f64 + self.costs.per_mlp_unit * s.mlp as f64) / scale
+                let costs = self.costs.with_d_model(d);
+                let scale = costs.per_head().max(costs.per_mlp_unit());
+                (costs.per_head() * s.heads as f64 + costs.per_mlp_unit() * s.mlp as f64) / scale
             }
         }
     }
@@ -320,8 +530,8 @@ impl<'a> Context<'a> {
     fn rank(&self, o: Objective, sub: &[usize]) -> f64 {
         let s = shape(self.blocks, sub);
         match o {
-            Objective::Params => self.costs.params(s.layers, s.heads, s.mlp),
-            _ => self.lp_value(o, sub),
+            Objective::Params => self.costs.with_d_model(self.d_model(sub)).params(s.layers, s.heads, s.mlp),
+            _ => self.lp_value(o, sub, self.costs.d_model),
         }
     }
 }
@@ -345,7 +555,11 @@ impl Allocator for Ilp {
         }
         let early = asap(blocks);
         let groups = symmetric_groups(blocks, &succs);
-        let cx = Context { blocks, early: early.clone(), groups, costs: *costs };
+        let uses = crate::compiler::residual::uses(lowered);
+        let residual = groups_of_directions(&uses, blocks);
+        let width_floor = width_floor(&uses, blocks);
+        let cx = Context { blocks, early: early.clone(), groups, costs: *costs, residual, width_floor };
+        let floor_costs = if costs.shared { costs.with_d_model(width_floor as f64) } else { *costs };
         let min_layers = early.iter().map(|t| t / 2 + 1).max().unwrap_or(1);
         let mut objectives = self.objectives.clone();
         if !objectives.contains(&Objective::Layers) {
@@ -376,8 +590,9 @@ impl Allocator for Ilp {
                     Objective::Heads => b.heads <= any_attn as usize,
                     Objective::Mlp => b.mlp <= widest,
                     Objective::Params => {
-                        costs.params(layers, any_attn as usize, widest) >= costs.params(b.layers, b.heads, b.mlp)
+                        floor_costs.params(layers, any_attn as usize, widest) >= cx.rank(Objective::Params, best_sub)
                     }
+                    Objective::Width => cx.width(best_sub) <= cx.width_floor,
                     Objective::Layers => true,
                 });
                 if settled {
@@ -393,7 +608,8 @@ impl Allocator for Ilp {
             let mut sub = early.clone();
             let mut bounds: Vec<(Objective, f64)> = Vec::new();
             for &o in objectives.iter().filter(|o| **o != Objective::Layers) {
-                let m = cx.model(layers, o, &bounds);
+                let d = cx.stage_d(&bounds, &sub);
+                let m = cx.model(layers, o, &bounds, d);
                 if !emitted {
                     if let Some(path) = &self.emit_lp {
                         crate::cli::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
@@ -406,7 +622,7 @@ impl Allocator for Ilp {
                     Some(out) => {
                         let candidate = cx.read(&m, &out.values);
                         if validate(blocks, &candidate, layers)
-                            && cx.lp_value(o, &candidate) <= cx.lp_value(o, &sub) + 1e-9
+                            && cx.lp_value(o, &candidate, d) <= cx.lp_value(o, &sub, d) + 1e-9
                         {
                             sub = candidate;
                         }
@@ -420,7 +636,7 @@ impl Allocator for Ilp {
                         unproven.get_or_insert(o);
                     }
                 }
-                bounds.push((o, cx.lp_value(o, &sub)));
+                bounds.push((o, cx.lp_value(o, &sub, d)));
             }
             let vec = rank_of(&sub);
             let better = best.as_ref().is_none_or(|(b, _)| lex_less(&vec, b));
@@ -439,7 +655,7 @@ impl Allocator for Ilp {
         if !emitted {
             if let Some(path) = &self.emit_lp {
                 // layers alone: the feasibility model at the optimal layer count
-                let m = cx.model(min_layers, Objective::Layers, &[]);
+                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model);
                 crate::cli::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
             }
         }
@@ -453,7 +669,11 @@ impl Allocator for Ilp {
                     Objective::Layers => (s.layers as f64, min_layers as f64),
                     Objective::Heads => (s.heads as f64, h_lo.max(any_attn as usize) as f64),
                     Objective::Mlp => (s.mlp as f64, m_lo.max(widest) as f64),
-                    Objective::Params => (costs.params(s.layers, s.heads, s.mlp), costs.params(s.layers, h_lo, m_lo)),
+                    Objective::Params => (
+                        cx.rank(Objective::Params, &sub),
+                        floor_costs.params(s.layers, h_lo.max(any_attn as usize), m_lo.max(widest)),
+                    ),
+                    Objective::Width => (cx.width(&sub) as f64, cx.width_floor as f64),
                 };
                 if value > 0.0 {
                     ((value - lower) / value).max(0.0)

@@ -1,0 +1,210 @@
+//! Residual-subspace sharing. Liveness is recomputed here from the dense
+//! weights of the unshared model (one column per direction: which sublayers
+//! write and read each column), not from the compiler's own analysis; the
+//! shared model must reach the narrowest width that liveness allows when only
+//! MLPs can erase, carry every live direction's exact value in its new
+//! dimension, and verify on every input, causal and not.
+
+mod common;
+
+use common::bundled;
+use ndarray::Array2;
+use std::collections::BTreeMap;
+use tracr_opt::compiler::alloc::heuristic::Heuristic;
+use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
+use tracr_opt::compiler::{compile, Compiled, Options};
+use tracr_opt::library::PROGRAMS;
+use tracr_opt::model::forward::Runner;
+use tracr_opt::model::Model;
+use tracr_opt::rasp::{Program, Settings};
+use tracr_opt::verify::{inputs_for, verify, Plan};
+
+fn unshared() -> Options {
+    Options { share_residual: false, ..Options::default() }
+}
+
+/// Positions a direction is in the stream: (first, last needed, last before
+/// an MLP can erase it). Position s enters sublayer s; 2L is the output's.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    first: usize,
+    live_last: usize,
+    held_last: usize,
+}
+
+fn nonzero_column(m: &Array2<f64>, c: usize) -> bool {
+    m.column(c).iter().any(|x| *x != 0.0)
+}
+
+fn nonzero_row(m: &Array2<f64>, r: usize) -> bool {
+    m.row(r).iter().any(|x| *x != 0.0)
+}
+
+/// Per direction (residual label) of a model with one column per direction.
+fn spans_from_weights(m: &Model) -> BTreeMap<String, Span> {
+    let layers = m.config.n_layers;
+    let mut out = BTreeMap::new();
+    for (c, label) in m.meta.residual_labels.iter().enumerate() {
+        let mut writes: Vec<usize> = Vec::new();
+        let mut reads: Vec<usize> = Vec::new();
+        for (l, layer) in m.layers.iter().enumerate() {
+            let heads = layer.w_q.shape()[0];
+            for h in 0..heads {
+                let read = [&layer.w_q, &layer.w_k, &layer.w_v]
+                    .iter()
+                    .any(|w| w.slice(ndarray::s![h, c, ..]).iter().any(|x| *x != 0.0));
+                if read {
+                    reads.push(2 * l);
+                }
+                if layer.w_o.slice(ndarray::s![h, .., c]).iter().any(|x| *x != 0.0) {
+                    writes.push(2 * l);
+                }
+            }
+            if nonzero_row(&layer.w_in, c) {
+                reads.push(2 * l + 1);
+            }
+            if nonzero_column(&layer.w_out, c) {
+                writes.push(2 * l + 1);
+            }
+        }
+        let embedded = nonzero_column(&m.w_e, c) || nonzero_column(&m.w_pos, c);
+        let output = nonzero_row(&m.w_u, c);
+        let first = if embedded { Some(0) } else { writes.iter().min().map(|w| w + 1) };
+        let (Some(first), true) = (first, output || !reads.is_empty()) else { continue };
+        let span = if output {
+            Span { first, live_last: 2 * layers, held_last: 2 * layers }
+        } else {
+            let r = *reads.iter().max().unwrap();
+            Span { first, live_last: r, held_last: 2 * (r / 2) + 1 }
+        };
+        out.insert(label.clone(), span);
+    }
+    out
+}
+
+fn peak(spans: &BTreeMap<String, Span>, layers: usize, last: fn(&Span) -> usize) -> usize {
+    (0..=2 * layers).map(|p| spans.values().filter(|s| s.first <= p && p <= last(s)).count()).max().unwrap_or(0)
+}
+
+fn both(p: &Program, s: &Settings) -> (Compiled, Compiled) {
+    let shared = compile(p, s, &Heuristic, &Options::default()).unwrap();
+    let alone = compile(p, s, &Heuristic, &unshared()).unwrap();
+    assert_eq!(shared.allocation.sublayer, alone.allocation.sublayer);
+    (shared, alone)
+}
+
+#[test]
+fn d_model_is_the_narrowest_liveness_allows_and_reverse_and_dyck_shrink() {
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let mut s = p.settings.clone().unwrap();
+            s.causal = causal;
+            let (shared, alone) = both(&p, &s);
+            let ctx = format!("{} causal={causal}", b.name);
+            let spans = spans_from_weights(&alone.model);
+            let layers = alone.model.config.n_layers;
+            let live = peak(&spans, layers, |s| s.live_last);
+            let held = peak(&spans, layers, |s| s.held_last);
+            let (d, d_alone) = (shared.model.config.d_model, alone.model.config.d_model);
+            let info = shared.model.meta.residual.as_ref().unwrap();
+            eprintln!("{ctx:28} d_model {d:3} (unshared {d_alone:3}); live peak {live:3}, held peak {held:3}");
+            assert!(d <= d_alone, "{ctx}: sharing widened d_model {d_alone} -> {d}");
+            assert_eq!(info.d_model_lower_bound, live, "{ctx}: reported lower bound");
+            assert_eq!(info.d_model_unshared, d_alone, "{ctx}");
+            // no layout is narrower than the live peak; with erasure only in
+            // MLPs, none is narrower than the held peak, which sharing reaches
+            assert_eq!(d, held, "{ctx}: d_model vs the most directions held at once");
+            assert!(live <= held);
+            if b.name == "reverse" || b.name.starts_with("shuffle_dyck") {
+                assert!(d < d_alone, "{ctx}: {d} not below {d_alone}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_live_direction_holds_its_exact_value_in_its_shared_dimension() {
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let mut s = p.settings.clone().unwrap();
+            s.causal = causal;
+            let (shared, alone) = both(&p, &s);
+            let ctx = format!("{} causal={causal}", b.name);
+            let spans = spans_from_weights(&alone.model);
+            let column = |m: &Model, dir: &str| -> usize {
+                let info = m.meta.residual.as_ref().unwrap();
+                info.dims.iter().position(|occ| occ.iter().any(|o| o.dir == dir)).unwrap()
+            };
+            let mapping: Vec<(Span, usize, usize)> = spans
+                .iter()
+                .map(|(dir, span)| (*span, column(&alone.model, dir), column(&shared.model, dir)))
+                .collect();
+            let (a, b_run) = (Runner::new(&alone.model).unwrap(), Runner::new(&shared.model).unwrap());
+            let (inputs, _) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 300, seed: 1 });
+            for input in inputs.iter().step_by((inputs.len() / 300).max(1)) {
+                let ids = a.encode(input).unwrap();
+                let (ra, rb) = (a.residual_streams(&ids), b_run.residual_streams(&ids));
+                for (span, ca, cb) in &mapping {
+                    for p in span.first..=span.live_last {
+                        for pos in 0..ids.len() {
+                            let (x, y) = (ra[p][[pos, *ca]], rb[p][[pos, *cb]]);
+                            assert!(
+                                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                                "{ctx}: {} at stream {p}, position {pos}: {y} instead of {x} (input {input:?})",
+                                alone.model.meta.residual_labels[*ca]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_width_objective_shrinks_dyck_further_and_its_models_verify() {
+    let ilp = |o: &[Objective]| Ilp { objectives: o.to_vec(), time_limit: 20.0, emit_lp: None };
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let mut s = p.settings.clone().unwrap();
+            s.causal = causal;
+            let ctx = format!("{} causal={causal}", b.name);
+            let by_params =
+                compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &Options::default()).unwrap();
+            let by_width = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Width]), &Options::default()).unwrap();
+            let info = by_width.allocation.info.as_ref().unwrap();
+            assert!(info.optimal, "{ctx}: width not proven optimal");
+            assert_eq!(by_width.model.config.n_layers, by_params.model.config.n_layers, "{ctx}");
+            assert!(by_width.model.config.d_model <= by_params.model.config.d_model, "{ctx}");
+            if b.name == "shuffle_dyck2" || b.name == "shuffle_dyck3" {
+                assert!(by_width.model.config.d_model < by_params.model.config.d_model, "{ctx}");
+            }
+            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+            let r = verify(&by_width.model, &by_width.tabulated, &inputs, exhaustive);
+            assert!(r.ok() && exhaustive, "{ctx}: {} mismatches, e.g. {:?}", r.mismatches, r.examples.first());
+        }
+    }
+}
+
+#[test]
+fn erasure_neurons_are_labelled_and_sharing_can_be_turned_off() {
+    let p = bundled("reverse");
+    let s = p.settings.clone().unwrap();
+    let (shared, alone) = both(&p, &s);
+    let info = shared.model.meta.residual.as_ref().unwrap();
+    assert!(info.shared && !alone.model.meta.residual.as_ref().unwrap().shared);
+    // every erase neuron is accounted for in an `erase` MLP entry
+    let erase: usize =
+        shared.model.meta.layers.iter().flat_map(|l| &l.mlps).filter(|m| m.role == "erase").map(|m| m.hidden).sum();
+    assert_eq!(erase, info.erase_neurons);
+    assert!(erase > 0);
+    // a shared dimension's label names each direction and where it lives
+    let label = shared.model.meta.residual_labels.iter().find(|l| l.contains(" | ")).expect("a shared dimension");
+    assert!(label.contains("..") && label.contains('['), "{label}");
+    // without sharing, one label per direction, as Tracr writes them
+    assert!(alone.model.meta.residual_labels.iter().all(|l| !l.contains(" | ")));
+    assert_eq!(alone.model.config.d_model, info.d_model_unshared);
+}
