@@ -97,10 +97,17 @@ pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
         OutputDecoder::Categorical(dirs) => dirs.iter().for_each(|(d, _)| get(&mut map, d).output = true),
         OutputDecoder::Numerical(d) => get(&mut map, d).output = true,
     }
+    // A categorical direction holds a one-hot value or, after attention, a
+    // convex combination of them: never negative (beyond rounding, around
+    // the exact 0 or 1 that rule 2 of lowering guarantees for MLP outputs),
+    // whatever signs the weights that write it have.
+    for u in map.values_mut().filter(|u| u.dir.value.is_some()) {
+        u.nonneg = true;
+    }
     loop {
         let spread: Vec<Dir> = copies
             .iter()
-            .filter(|(a, d)| map.get(a).is_some_and(|u| !u.nonneg) && map[d].nonneg)
+            .filter(|(a, d)| d.value.is_none() && map.get(a).is_some_and(|u| !u.nonneg) && map[d].nonneg)
             .map(|(_, d)| d.clone())
             .collect();
         if spread.is_empty() {
