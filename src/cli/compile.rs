@@ -28,7 +28,8 @@ pub struct CompileArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
-    /// Say what each graph rewrite did and why.
+    /// Say what each graph rewrite did and why, and which residual dimensions
+    /// several s-ops use in turn.
     #[arg(long)]
     pub explain: bool,
 }
@@ -81,6 +82,18 @@ pub fn run(args: CompileArgs) -> Result<()> {
                 println!("rewrites:");
                 for e in &explained {
                     println!("  {e}");
+                }
+            }
+            let reused: Vec<&String> = model.meta.residual_labels.iter().filter(|l| l.contains(" | ")).collect();
+            if reused.is_empty() {
+                println!("residual: no dimension reused");
+            } else {
+                println!(
+                    "residual: {} dimensions reused (each direction from its writer to its last reader):",
+                    reused.len()
+                );
+                for l in reused {
+                    println!("  {l}");
                 }
             }
         }
