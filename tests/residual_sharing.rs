@@ -93,74 +93,72 @@ fn both(p: &Program, s: &Settings) -> (Compiled, Compiled) {
     (shared, alone)
 }
 
-#[test]
-fn d_model_is_the_narrowest_liveness_allows_and_reverse_and_dyck_shrink() {
+/// `check(name, context, settings, shared, unshared)` for every bundled
+/// program, causal and not, under one (heuristic) allocation.
+fn each_program(mut check: impl FnMut(&str, &str, &Settings, &Compiled, &Compiled)) {
     for b in PROGRAMS {
         let p = bundled(b.name);
         for causal in [false, true] {
             let mut s = p.settings.clone().unwrap();
             s.causal = causal;
             let (shared, alone) = both(&p, &s);
-            let ctx = format!("{} causal={causal}", b.name);
-            let spans = spans_from_weights(&alone.model);
-            let layers = alone.model.config.n_layers;
-            let live = peak(&spans, layers, |s| s.live_last);
-            let held = peak(&spans, layers, |s| s.held_last);
-            let (d, d_alone) = (shared.model.config.d_model, alone.model.config.d_model);
-            let info = shared.model.meta.residual.as_ref().unwrap();
-            eprintln!("{ctx:28} d_model {d:3} (unshared {d_alone:3}); live peak {live:3}, held peak {held:3}");
-            assert!(d <= d_alone, "{ctx}: sharing widened d_model {d_alone} -> {d}");
-            assert_eq!(info.d_model_lower_bound, live, "{ctx}: reported lower bound");
-            assert_eq!(info.d_model_unshared, d_alone, "{ctx}");
-            // no layout is narrower than the live peak; with erasure only in
-            // MLPs, none is narrower than the held peak, which sharing reaches
-            assert_eq!(d, held, "{ctx}: d_model vs the most directions held at once");
-            assert!(live <= held);
-            if b.name == "reverse" || b.name.starts_with("shuffle_dyck") {
-                assert!(d < d_alone, "{ctx}: {d} not below {d_alone}");
-            }
+            check(b.name, &format!("{} causal={causal}", b.name), &s, &shared, &alone);
         }
     }
 }
 
 #[test]
+fn d_model_is_the_narrowest_liveness_allows_and_reverse_and_dyck_shrink() {
+    each_program(|name, ctx, _, shared, alone| {
+        let spans = spans_from_weights(&alone.model);
+        let layers = alone.model.config.n_layers;
+        let live = peak(&spans, layers, |s| s.live_last);
+        let held = peak(&spans, layers, |s| s.held_last);
+        let (d, d_alone) = (shared.model.config.d_model, alone.model.config.d_model);
+        let info = shared.model.meta.residual.as_ref().unwrap();
+        eprintln!("{ctx:28} d_model {d:3} (unshared {d_alone:3}); live peak {live:3}, held peak {held:3}");
+        assert!(d <= d_alone, "{ctx}: sharing widened d_model {d_alone} -> {d}");
+        assert_eq!(info.d_model_lower_bound, live, "{ctx}: reported lower bound");
+        assert_eq!(info.d_model_unshared, d_alone, "{ctx}");
+        // no layout is narrower than the live peak; with erasure only in
+        // MLPs, none is narrower than the held peak, which sharing reaches
+        assert_eq!(d, held, "{ctx}: d_model vs the most directions held at once");
+        assert!(live <= held);
+        if name == "reverse" || name.starts_with("shuffle_dyck") {
+            assert!(d < d_alone, "{ctx}: {d} not below {d_alone}");
+        }
+    });
+}
+
+#[test]
 fn every_live_direction_holds_its_exact_value_in_its_shared_dimension() {
-    for b in PROGRAMS {
-        let p = bundled(b.name);
-        for causal in [false, true] {
-            let mut s = p.settings.clone().unwrap();
-            s.causal = causal;
-            let (shared, alone) = both(&p, &s);
-            let ctx = format!("{} causal={causal}", b.name);
-            let spans = spans_from_weights(&alone.model);
-            let column = |m: &Model, dir: &str| -> usize {
-                let info = m.meta.residual.as_ref().unwrap();
-                info.dims.iter().position(|occ| occ.iter().any(|o| o.dir == dir)).unwrap()
-            };
-            let mapping: Vec<(Span, usize, usize)> = spans
-                .iter()
-                .map(|(dir, span)| (*span, column(&alone.model, dir), column(&shared.model, dir)))
-                .collect();
-            let (a, b_run) = (Runner::new(&alone.model).unwrap(), Runner::new(&shared.model).unwrap());
-            let (inputs, _) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 300, seed: 1 });
-            for input in inputs.iter().step_by((inputs.len() / 300).max(1)) {
-                let ids = a.encode(input).unwrap();
-                let (ra, rb) = (a.residual_streams(&ids), b_run.residual_streams(&ids));
-                for (span, ca, cb) in &mapping {
-                    for p in span.first..=span.live_last {
-                        for pos in 0..ids.len() {
-                            let (x, y) = (ra[p][[pos, *ca]], rb[p][[pos, *cb]]);
-                            assert!(
-                                (x - y).abs() <= 1e-9 * x.abs().max(1.0),
-                                "{ctx}: {} at stream {p}, position {pos}: {y} instead of {x} (input {input:?})",
-                                alone.model.meta.residual_labels[*ca]
-                            );
-                        }
+    each_program(|_, ctx, s, shared, alone| {
+        let spans = spans_from_weights(&alone.model);
+        let column = |m: &Model, dir: &str| -> usize {
+            let info = m.meta.residual.as_ref().unwrap();
+            info.dims.iter().position(|occ| occ.iter().any(|o| o.dir == dir)).unwrap()
+        };
+        let mapping: Vec<(Span, usize, usize)> =
+            spans.iter().map(|(dir, span)| (*span, column(&alone.model, dir), column(&shared.model, dir))).collect();
+        let (a, b_run) = (Runner::new(&alone.model).unwrap(), Runner::new(&shared.model).unwrap());
+        let (inputs, _) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 300, seed: 1 });
+        for input in inputs.iter().step_by((inputs.len() / 300).max(1)) {
+            let ids = a.encode(input).unwrap();
+            let (ra, rb) = (a.residual_streams(&ids), b_run.residual_streams(&ids));
+            for (span, ca, cb) in &mapping {
+                for p in span.first..=span.live_last {
+                    for pos in 0..ids.len() {
+                        let (x, y) = (ra[p][[pos, *ca]], rb[p][[pos, *cb]]);
+                        assert!(
+                            (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                            "{ctx}: {} at stream {p}, position {pos}: {y} instead of {x} (input {input:?})",
+                            alone.model.meta.residual_labels[*ca]
+                        );
                     }
                 }
             }
         }
-    }
+    });
 }
 
 #[test]
