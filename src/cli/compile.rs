@@ -170,7 +170,7 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
                 " (lower bound {}, {} unshared; {} erase neurons)",
                 r.d_model_lower_bound, r.d_model_unshared, r.erase_neurons
             ),
-            Some(r) => format!(" (unshared; {} with sharing's lower bound)", r.d_model_lower_bound),
+            Some(r) => format!(" (unshared; sharing's lower bound {})", r.d_model_lower_bound),
             None => String::new(),
         },
         c.n_heads,
