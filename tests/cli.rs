@@ -240,3 +240,27 @@ fn compile_json_reports_ranks_and_the_factorisation_switch() {
     assert_eq!(dyck_off["d_mlp"], 306);
     assert!(dyck_on["d_mlp"].as_u64().unwrap() < 20, "{}", dyck_on["d_mlp"]);
 }
+
+#[test]
+fn compile_json_reports_the_residual_width_and_its_lower_bound() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = tracr_opt(args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let shared = json(&["compile", "reverse", "--json"]);
+    let alone = json(&["compile", "reverse", "--json", "--no-share-residual"]);
+    let num = |j: &serde_json::Value, k: &str| j[k].as_u64().unwrap_or_else(|| panic!("{k} in {j}"));
+    // reverse's last head reads 15 directions while it writes 3 more (see
+    // solver-models/residual_sharing.md); Tracr's layout has 31
+    assert_eq!(num(&shared, "d_model_lower_bound"), 15);
+    assert_eq!(num(&shared, "d_model"), 18);
+    assert_eq!(shared["residual"]["gap"], 3);
+    assert_eq!(num(&alone, "d_model"), 31);
+    assert_eq!(alone["residual"]["shared"], false);
+    assert_eq!(num(&alone, "d_model_lower_bound"), 15);
+    // the width objective needs sharing
+    let (code, _, err) = tracr_opt(&["compile", "reverse", "--minimise", "layers,width", "--no-share-residual"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--minimise width needs residual sharing"), "{err}");
+}
