@@ -30,16 +30,24 @@ def _load(spec):
             if not os.path.exists(path):
                 raise ExportError(f"no such file: {module_part}")
             sys.path.insert(0, os.path.dirname(path))
-            loader_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-            module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_part)
+        try:
+            if module_part.endswith(".py"):
+                name = os.path.splitext(os.path.basename(path))[0]
+                loader_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(loader_spec)
+                loader_spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(module_part)
+        except Exception as e:  # noqa: BLE001 - the user's module may raise anything
+            raise ExportError(f"loading {module_part} failed: {type(e).__name__}: {e}") from e
         if not hasattr(module, attr):
             raise ExportError(f"{module_part} has no attribute '{attr}'")
         obj = getattr(module, attr)
         if callable(obj) and not isinstance(obj, rasp.RASPExpr):
-            obj = obj()
+            try:
+                obj = obj()
+            except Exception as e:  # noqa: BLE001
+                raise ExportError(f"calling {spec}() failed: {type(e).__name__}: {e}") from e
         return obj
     from tracr.compiler import lib
 

@@ -261,6 +261,7 @@ impl Layout {
         for (b, s) in lowered.blocks.iter().zip(sub) {
             width[s / 2] += b.width();
         }
+        let existing = erasing_neurons(lowered, allocation);
         let mut occupants: Vec<Vec<Occupant>> = Vec::new();
         let mut held_until: Vec<usize> = Vec::new();
         let mut column = BTreeMap::new();
@@ -273,8 +274,7 @@ impl Layout {
                 .filter(|c| held_until[*c] < s.first)
                 .map(|c| {
                     let prev = occupants[c].last().expect("a dimension has a direction");
-                    let e =
-                        erasure(lowered, allocation, by_dir[&prev.dir], &prev.span.expect("shared: needed"), s, &width);
+                    let e = erasure(&existing, by_dir[&prev.dir], &prev.span.expect("shared: needed"), s, &width);
                     let n = e.with.new_neurons();
                     ((width[e.layer] + n).saturating_sub(widest), n, c, e)
                 })
@@ -369,11 +369,16 @@ pub fn read_name(s: &Span) -> String {
 /// neuron that already computes it if there is one, else new neurons in the
 /// narrowest MLP of the window (erase neurons in a layer narrower than the
 /// widest cost nothing).
-fn erasure(lowered: &Lowered, allocation: &Allocation, d: &DirUse, ds: &Span, next: &Span, width: &[usize]) -> Erasure {
+fn erasure(
+    existing: &BTreeMap<(usize, Dir), EraseWith>,
+    d: &DirUse,
+    ds: &Span,
+    next: &Span,
+    width: &[usize],
+) -> Erasure {
     let lo = (ds.held_last - 1) / 2;
     let hi = (next.first - 2) / 2;
-    let existing =
-        (lo..=hi).filter(|_| d.nonneg).find_map(|l| existing_neuron(lowered, allocation, &d.dir, l).map(|w| (l, w)));
+    let existing = (lo..=hi).filter(|_| d.nonneg).find_map(|l| existing.get(&(l, d.dir.clone())).map(|w| (l, *w)));
     let (layer, with) = existing.unwrap_or_else(|| {
         let with = if d.nonneg { EraseWith::Relu } else { EraseWith::ReluPair };
         ((lo..=hi).min_by_key(|l| (width[*l], *l)).expect("a window holds an MLP"), with)
@@ -381,29 +386,30 @@ fn erasure(lowered: &Lowered, allocation: &Allocation, d: &DirUse, ds: &Span, ne
     Erasure { layer, dir: d.dir.clone(), with }
 }
 
-/// A neuron of an MLP block in `layer` that equals relu(x[d]) = x[d] (`d` is
-/// never negative) away from BOS and 0 at BOS, where `d` is 0 (the BOS gate): its input is `d` with weight
-/// 1 and a non-positive weight on tokens:BOS, nothing else.
-fn existing_neuron(lowered: &Lowered, allocation: &Allocation, d: &Dir, layer: usize) -> Option<EraseWith> {
-    if lowered.bos.get(d).is_some_and(|v| *v != 0.0) {
-        return None;
-    }
+/// Per (layer, direction): a neuron of that layer's MLP that equals
+/// relu(x[d]) = x[d] (`d` never negative) away from BOS and 0 at BOS, where
+/// `d` is 0 (the BOS gate). Its input is `d` with weight 1 and non-positive
+/// weights on tokens:BOS, nothing else. The first such neuron in block order.
+fn erasing_neurons(lowered: &Lowered, allocation: &Allocation) -> BTreeMap<(usize, Dir), EraseWith> {
+    let mut out = BTreeMap::new();
     for (bi, b) in lowered.blocks.iter().enumerate() {
         let Body::Mlp(m) = &b.body else { continue };
-        if allocation.sublayer[bi] != 2 * layer + 1 {
-            continue;
-        }
+        let layer = allocation.sublayer[bi] / 2;
         let mut inputs: BTreeMap<usize, Vec<(&Dir, f64)>> = BTreeMap::new();
         for (dir, h, w) in &m.w_in {
             inputs.entry(*h).or_default().push((dir, *w));
         }
         for (h, ins) in inputs {
-            let reads_d = ins.iter().filter(|(x, _)| *x == d).map(|(_, w)| w).sum::<f64>() == 1.0;
-            let only_gate = ins.iter().all(|(x, w)| *x == d || (**x == Dir::bos() && *w <= 0.0));
-            if reads_d && only_gate {
-                return Some(EraseWith::Existing { block: bi, neuron: h });
+            let mut read: Vec<&Dir> = ins.iter().map(|(x, _)| *x).filter(|x| **x != Dir::bos()).collect();
+            read.dedup();
+            let [d] = read.as_slice() else { continue };
+            let weight: f64 = ins.iter().filter(|(x, _)| x == d).map(|(_, w)| w).sum();
+            let gate_only = ins.iter().all(|(x, w)| x == d || *w <= 0.0);
+            let zero_at_bos = lowered.bos.get(*d).is_none_or(|v| *v == 0.0);
+            if weight == 1.0 && gate_only && zero_at_bos {
+                out.entry((layer, (*d).clone())).or_insert(EraseWith::Existing { block: bi, neuron: h });
             }
         }
     }
-    None
+    out
 }
