@@ -13,8 +13,8 @@ use std::hint::black_box;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
 use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
 use tracr_opt::compiler::{compile, factorise, lower, Options};
+use tracr_opt::lang::load::load_source;
 use tracr_opt::library::{self, PROGRAMS};
-use tracr_opt::rasp::load::load_source;
 use tracr_opt::rasp::valueset::{infer, tabulate};
 
 fn compile_bundled(c: &mut Criterion) {

@@ -6,10 +6,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
 use tracr_opt::compiler::{compile, Options};
+use tracr_opt::lang::load::load_source;
 use tracr_opt::library::{self, PROGRAMS};
 use tracr_opt::model::forward::Runner;
 use tracr_opt::rasp::inputs;
-use tracr_opt::rasp::load::load_source;
 use tracr_opt::verify::{inputs_for, verify, Plan};
 
 const PROGRAMS_MEASURED: &[&str] = &["reverse", "sort", "shuffle_dyck3", "sort_freq", "nary_sequencemap"];

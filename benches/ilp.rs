@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
 use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::library::{self, random::random_program_text, PROGRAMS};
-use tracr_opt::rasp::load::load_source;
 
 fn ilp(time_limit: f64) -> Ilp {
     Ilp { objectives: vec![Objective::Layers, Objective::Params], time_limit, emit_lp: None }

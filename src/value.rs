@@ -156,6 +156,29 @@ impl Value {
 }
 
 /// Python's float repr: shortest round-trip digits, `1.0` not `1`, `1e-07` exponents.
+/// A token as typed on a command line, read as Python would read a literal:
+/// `3` an int, `2.5` a float, `True`/`False` bools, anything else a string.
+pub fn parse_token(s: &str) -> Value {
+    if let Ok(i) = s.parse::<i64>() {
+        return Value::Int(i);
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        if s.chars().any(|c| c.is_ascii_digit()) {
+            return Value::Float(f);
+        }
+    }
+    match s {
+        "True" => Value::Bool(true),
+        "False" => Value::Bool(false),
+        _ => Value::Str(s.to_string()),
+    }
+}
+
+/// Tokens separated by spaces or commas (`"a b c"`, `"1,2,3"`), in order.
+pub fn parse_tokens(s: &str) -> Vec<Value> {
+    s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).map(parse_token).collect()
+}
+
 pub fn float_repr(x: f64) -> String {
     if x.is_nan() {
         return "nan".into();

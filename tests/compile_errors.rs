@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
 use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
-use tracr_opt::rasp::load::load_source;
+use tracr_opt::lang::load::load_source;
 
 fn compile_error(text: &str) -> String {
     let file = Arc::new(SourceFile { name: "p.rasp".into(), text: text.into() });

@@ -135,3 +135,15 @@ fn emitted_lp_file_describes_the_model() {
     let blocks: usize = c.model.meta.layers.iter().map(|l| l.heads.len() + l.mlps.len()).sum();
     assert_eq!(text.matches("assign_b").count(), blocks);
 }
+
+#[test]
+fn generated_programs_load_at_the_requested_size() {
+    use tracr_opt::library::random::random_program_text;
+    for n in [10, 50] {
+        let text = random_program_text(n, 3);
+        assert_eq!(text, random_program_text(n, 3));
+        let p = tracr_opt::Program::from_rasp("gen.rasp", &text).unwrap();
+        let sops = p.nodes.iter().filter(|x| !x.op.is_selector()).count();
+        assert!(sops >= n, "{sops} s-ops for n = {n}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use tracr_opt::diagnostic::SourceFile;
-use tracr_opt::rasp::load::load_source;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::rasp::valueset::infer;
 
 fn error_of(text: &str) -> String {

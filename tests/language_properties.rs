@@ -5,9 +5,9 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use tracr_opt::diagnostic::{SourceFile, Span};
 use tracr_opt::lang::ast::*;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::lang::parser::parse;
 use tracr_opt::lang::printer::print_program;
-use tracr_opt::rasp::load::load_source;
 use tracr_opt::value::{BinOp, CmpOp, Value};
 
 fn span() -> Span {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
 use tracr_opt::compiler::{compile, Options};
 use tracr_opt::diagnostic::SourceFile;
-use tracr_opt::rasp::load::load_source;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::verify::{inputs_for, verify, Plan};
 
 fn verifies(name: &str, body: &str, settings: &str) {

@@ -10,8 +10,8 @@ use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
 use tracr_opt::compiler::rewrite::RewriteOptions;
 use tracr_opt::compiler::{compile, Compiled, Options};
 use tracr_opt::diagnostic::SourceFile;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::library::PROGRAMS;
-use tracr_opt::rasp::load::load_source;
 use tracr_opt::rasp::Program;
 use tracr_opt::verify::{inputs_for, verify, Plan};
 

@@ -2,7 +2,7 @@
 
 use super::{ModelArgs, ProgramArgs, VerifyArgs};
 use crate::diagnostic::{Error, Result};
-use crate::model::io::{save, DType};
+use crate::model::io::DType;
 use crate::model::Model;
 use crate::verify::Report;
 use clap::Args;
@@ -37,13 +37,9 @@ pub struct CompileArgs {
 pub fn run(args: CompileArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
-    let compiled = args.model.compile(&p, &settings)?;
-    let mut model = compiled.model;
-    let report = if args.no_verify {
-        None
-    } else {
-        Some(args.verify.run(&model, compiled.reference.as_ref(), &compiled.tabulated)?)
-    };
+    let compiled = crate::compile(&p, &settings, &args.model.options()?)?;
+    let report = if args.no_verify { None } else { Some(compiled.verify(&args.verify.options())?) };
+    let model = &compiled.model;
     let compile_ms = compiled.stage_ms.iter().map(|(_, ms)| ms).sum::<f64>();
     if let Some(r) = &report {
         if !r.ok() {
@@ -55,23 +51,13 @@ pub fn run(args: CompileArgs) -> Result<()> {
         }
     }
     if let Some(dir) = &args.out {
-        model.meta.source = crate::library::find(&args.program.program)
-            .map(|b| b.source.to_string())
-            .or_else(|| std::fs::read_to_string(&args.program.program).ok());
-        save(&model, dir, args.dtype)?;
+        model.save(dir, args.dtype)?;
     }
     let explained: Vec<String> = compiled.rewrites.iter().map(|r| format!("{}: {}", r.pass, r.what)).collect();
     if args.json {
-        let mut j = summary_json(&model, report.as_ref(), compile_ms, &compiled.stage_ms);
+        let mut j = compiled.summary_json(report.as_ref());
         if args.explain {
             j["rewrites"] = explained.into();
-        }
-        if let Some(info) = &compiled.allocation.info {
-            j["optimal"] = info.optimal.into();
-            j["gap"] = info.gap.into();
-            j["solve_ms"] = info.solve_ms.into();
-            j["objectives"] = info.objectives.clone().into();
-            j["solver"] = crate::compiler::alloc::lp::SOLVER.into();
         }
         println!("{j}");
     } else {
@@ -97,7 +83,7 @@ pub fn run(args: CompileArgs) -> Result<()> {
                 }
             }
         }
-        print!("{}", summary_text(&model, report.as_ref(), compile_ms));
+        print!("{}", summary_text(model, report.as_ref(), compile_ms));
         if let Some(info) = &compiled.allocation.info {
             println!(
                 "  allocation: minimised {} — {} (gap {:.1}%), solved in {:.1} ms",
@@ -112,48 +98,6 @@ pub fn run(args: CompileArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn summary_json(m: &Model, report: Option<&Report>, compile_ms: f64, stages: &[(&str, f64)]) -> serde_json::Value {
-    let c = &m.config;
-    serde_json::json!({
-        "program": m.meta.program,
-        "allocator": m.meta.allocator,
-        "causal": c.causal,
-        "max_seq_len": c.n_ctx - 1,
-        "layers": c.n_layers,
-        "d_model": c.d_model,
-        "d_model_lower_bound": m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
-        "residual": m.meta.residual.as_ref().map(|r| serde_json::json!({
-            "shared": r.shared,
-            "d_model_unshared": r.d_model_unshared,
-            "gap": c.d_model.saturating_sub(r.d_model_lower_bound),
-            "erase_neurons": r.erase_neurons,
-            "free_erasures": r.free_erasures,
-        })),
-        "n_heads": c.n_heads,
-        "d_head": c.d_head,
-        "d_mlp": c.d_mlp,
-        "params": m.params(),
-        "nonzero_params": m.nonzero_params(),
-        "compile_ms": compile_ms,
-        "stage_ms": stages.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
-        "verified": report.map(|r| serde_json::json!({
-            "inputs": r.inputs,
-            "exhaustive": r.exhaustive,
-            "mismatches": r.mismatches,
-            "max_abs_error": r.max_abs_error,
-            "max_diff_from_unoptimised": r.max_diff_from_unoptimised,
-        })),
-        "qk_ranks": m.meta.layers.iter().map(|l| l.heads.iter().map(|h| h.qk_rank).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        "ov_ranks": m.meta.layers.iter().map(|l| l.heads.iter().map(|h| h.ov_rank).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        "rotated_heads": m.meta.layers.iter().enumerate().flat_map(|(l, info)| info.heads.iter().filter(|h| h.qk_basis == crate::compiler::craft::Basis::Svd || h.ov_basis == crate::compiler::craft::Basis::Svd).map(move |h| format!("L{l} {} ({})", h.node, h.role))).collect::<Vec<_>>(),
-        "layer_structure": m.meta.layers.iter().map(|l| serde_json::json!({
-            "heads": l.heads.iter().map(|h| format!("{} ({})", h.node, h.role)).collect::<Vec<_>>(),
-            "mlp_hidden": l.mlp_width(),
-            "mlps": l.mlps.iter().map(|x| format!("{} ({}, {})", x.node, x.role, x.hidden)).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> String {

@@ -1,7 +1,8 @@
 //! `tracr-opt convert`: write a program in the JSON interchange format.
 
-use super::{write_atomic, ProgramArgs};
+use super::ProgramArgs;
 use crate::diagnostic::{Error, Result};
+use crate::files::write_atomic;
 use crate::rasp::json::to_json;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;

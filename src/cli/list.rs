@@ -1,8 +1,8 @@
 //! `tracr-opt list`: the bundled programs.
 
 use crate::diagnostic::Result;
+use crate::lang::load::load_source;
 use crate::library::{self, PROGRAMS};
-use crate::rasp::load::load_source;
 use crate::value::Value;
 use clap::Args;
 

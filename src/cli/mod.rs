@@ -10,9 +10,8 @@ mod run;
 mod verify;
 
 use crate::diagnostic::{Error, Result};
-use crate::rasp::load::load;
-use crate::rasp::{Program, Settings};
 use crate::value::Value;
+use crate::{AllocatorKind, CompileOptions, Objective, Program, Settings, VerifyOptions};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -108,56 +107,26 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn compile(&self, p: &Program, settings: &Settings) -> Result<crate::compiler::Compiled> {
-        crate::compiler::compile(p, settings, self.allocator()?.as_ref(), &self.options())
-    }
-
-    pub fn allocator(&self) -> Result<Box<dyn crate::compiler::alloc::Allocator>> {
-        use crate::compiler::alloc::{heuristic::Heuristic, ilp::Ilp, ilp::Objective, Allocator};
-        let allocator: Box<dyn Allocator> = match self.allocator {
-            AllocatorChoice::Heuristic => {
-                if self.emit_lp.is_some() || self.minimise.is_some() {
-                    return Err(Error::usage(
-                        "--minimise and --emit-lp need the ILP allocator (drop --allocator heuristic)",
-                    ));
-                }
-                Box::new(Heuristic)
-            }
-            AllocatorChoice::Ilp => {
-                if !(self.time_limit > 0.0) {
-                    return Err(Error::usage("--time-limit must be positive"));
-                }
-                let default = if self.no_share_residual { "layers,params" } else { "layers,width,params" };
-                let objectives = Objective::parse_list(self.minimise.as_deref().unwrap_or(default))?;
-                if self.no_share_residual && objectives.contains(&Objective::Width) {
-                    return Err(Error::usage("--minimise width needs residual sharing (drop --no-share-residual)"));
-                }
-                Box::new(Ilp { objectives, time_limit: self.time_limit, emit_lp: self.emit_lp.clone() })
-            }
-        };
-        Ok(allocator)
-    }
-
-    pub fn options(&self) -> crate::compiler::Options {
-        use crate::compiler::rewrite::RewriteOptions;
-        crate::compiler::Options {
+    /// The compile options these flags ask for.
+    pub fn options(&self) -> Result<CompileOptions> {
+        Ok(CompileOptions {
+            allocator: match self.allocator {
+                AllocatorChoice::Ilp => AllocatorKind::Ilp,
+                AllocatorChoice::Heuristic => AllocatorKind::Heuristic,
+            },
+            minimise: self.minimise.as_deref().map(Objective::parse_list).transpose()?,
+            time_limit_secs: self.time_limit,
+            emit_lp: self.emit_lp.clone(),
             factorise: !self.no_factorise,
-            // with --no-rewrites only the joint-selector rewrite runs: it is
-            // what makes `|` over different s-ops compilable at all
-            rewrite: Some(if self.no_rewrites {
-                RewriteOptions::none()
-            } else {
-                RewriteOptions {
-                    cse: !self.no_cse,
-                    fold: !self.no_fold,
-                    fuse: !self.no_fuse,
-                    max_mlp_width: self.max_mlp_width,
-                }
-            }),
-            rule_tables: !self.no_rewrites && !self.no_rule_tables,
-            share_heads: !self.no_rewrites && !self.no_share_heads,
+            rewrites: !self.no_rewrites,
+            cse: !self.no_cse,
+            fold: !self.no_fold,
+            fuse: !self.no_fuse,
+            max_mlp_width: self.max_mlp_width,
+            rule_tables: !self.no_rule_tables,
+            share_heads: !self.no_share_heads,
             share_residual: !self.no_share_residual,
-        }
+        })
     }
 }
 
@@ -173,30 +142,9 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
-    /// The sampling plan, refusing an empty sample.
-    pub fn plan(&self) -> Result<crate::verify::Plan> {
-        if self.samples == 0 {
-            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
-        }
-        Ok(crate::verify::Plan { samples: self.samples, seed: self.seed })
-    }
-
-    /// Verifies `model`; with a `reference` (the unoptimised model) also
-    /// measures how far the optimised model's logits moved from it.
-    pub fn run(
-        &self,
-        model: &crate::model::Model,
-        reference: Option<&crate::model::Model>,
-        tabulated: &Program,
-    ) -> Result<crate::verify::Report> {
-        let plan = self.plan()?;
-        let vocab = model.vocab()?;
-        let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, model.config.n_ctx - 1, &plan);
-        let mut report = crate::verify::verify(model, tabulated, &inputs, exhaustive);
-        if let Some(r) = reference {
-            report.max_diff_from_unoptimised = Some(crate::verify::max_logit_difference(model, r, &inputs)?);
-        }
-        Ok(report)
+    /// The verification options these flags ask for.
+    pub fn options(&self) -> VerifyOptions {
+        VerifyOptions { samples: self.samples, seed: self.seed }
     }
 }
 
@@ -220,61 +168,24 @@ pub struct ProgramArgs {
 }
 
 impl ProgramArgs {
+    /// The program these arguments name.
     pub fn load(&self) -> Result<Program> {
-        load(&self.program, self.output.as_deref())
+        Program::load_with_output(&self.program, self.output.as_deref())
     }
 
     /// The program's own settings, overridden by the flags given.
     pub fn settings(&self, p: &Program) -> Result<Settings> {
-        let own = p.settings.clone();
-        let vocab = match &self.vocab {
-            Some(v) => parse_vocab(v)?,
-            None => own
-                .as_ref()
-                .map(|s| s.vocab.clone())
-                .ok_or_else(|| Error::usage(format!("{} declares no vocab: pass --vocab", self.program)))?,
-        };
-        let max_seq_len = match self.max_seq_len {
-            Some(0) => return Err(Error::usage("--max-seq-len must be at least 1")),
-            Some(n) => n,
-            None => own
-                .as_ref()
-                .map(|s| s.max_seq_len)
-                .ok_or_else(|| Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.program)))?,
-        };
-        let causal = self.causal.unwrap_or(own.map(|s| s.causal).unwrap_or(false));
-        Ok(Settings { vocab, max_seq_len, causal })
+        let vocab = self.vocab.as_deref().map(parse_vocab).transpose()?;
+        p.settings_with(vocab, self.max_seq_len, self.causal)
     }
 }
 
-/// A token typed on the command line, read as Python would read a literal.
-pub fn parse_token(s: &str) -> Value {
-    if let Ok(i) = s.parse::<i64>() {
-        return Value::Int(i);
-    }
-    if let Ok(f) = s.parse::<f64>() {
-        if s.chars().any(|c| c.is_ascii_digit()) {
-            return Value::Float(f);
-        }
-    }
-    match s {
-        "True" => Value::Bool(true),
-        "False" => Value::Bool(false),
-        _ => Value::Str(s.to_string()),
-    }
-}
-
-fn split_list(s: &str) -> Vec<&str> {
-    s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).collect()
-}
-
+/// Reads a `--vocab` list ("a b c" or "1,2,3").
 pub fn parse_vocab(s: &str) -> Result<Vec<Value>> {
-    let mut v: Vec<Value> = split_list(s).into_iter().map(parse_token).collect();
+    let v = crate::value::parse_tokens(s);
     if v.is_empty() {
         return Err(Error::usage("--vocab is empty"));
     }
-    v.sort();
-    v.dedup();
     Ok(v)
 }
 
@@ -306,20 +217,6 @@ pub fn parse_input(s: &str, settings: &Settings) -> Result<Vec<Value>> {
 /// Python-style list display of a sequence.
 pub fn show_seq(vals: &[Value]) -> String {
     format!("[{}]", vals.iter().map(Value::repr).collect::<Vec<_>>().join(", "))
-}
-
-/// Writes a file atomically: a temporary file beside it, then a rename, so a
-/// failure never leaves a partly written file.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().ok_or_else(|| Error::usage(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::usage(format!("cannot write {}: {e}", path.display())));
-    }
-    Ok(())
 }
 
 pub fn run(cli: Cli) -> Result<()> {

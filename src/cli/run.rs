@@ -1,11 +1,9 @@
 //! `tracr-opt run`: run a written model from its files alone.
 
 use super::{parse_input, show_seq};
-use crate::diagnostic::{Error, Result};
-use crate::model::forward::Runner;
-use crate::model::io::load;
-use crate::rasp::Settings;
+use crate::diagnostic::Result;
 use crate::value::Value;
+use crate::{Model, Settings};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -22,16 +20,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    if !args.model.is_dir() {
-        return Err(Error::usage(format!(
-            "{} is not a model directory (write one with `tracr-opt compile PROGRAM --out DIR`)",
-            args.model.display()
-        )));
-    }
-    let model = load(&args.model)?;
+    let model = Model::load(&args.model)?;
     let settings = Settings { vocab: model.vocab()?, max_seq_len: model.config.n_ctx - 1, causal: model.config.causal };
     let input = parse_input(&args.input, &settings)?;
-    let runner = Runner::new(&model)?;
+    let runner = model.runner()?;
     let out = runner.run(&runner.encode(&input)?);
     let values: Vec<Value> = out.iter().map(|(v, _)| v.clone()).collect();
     println!("{}", show_seq(&values));

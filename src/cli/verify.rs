@@ -49,8 +49,8 @@ pub fn describe(r: &Report) -> String {
 pub fn run(args: VerifyCmdArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
-    let compiled = args.model.compile(&p, &settings)?;
-    let r = args.verify.run(&compiled.model, compiled.reference.as_ref(), &compiled.tabulated)?;
+    let compiled = crate::compile(&p, &settings, &args.model.options()?)?;
+    let r = compiled.verify(&args.verify.options())?;
     if args.json {
         let examples: Vec<serde_json::Value> = r
             .examples

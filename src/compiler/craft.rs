@@ -71,17 +71,7 @@ pub struct Head {
     pub layout: Option<HeadLayout>,
 }
 
-/// How a factor's head-side basis was chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Basis {
-    /// One side is a selection of residual directions, weight 1 each (Tracr's layout).
-    Axis,
-    /// One side sums groups of residual directions with parallel partners: sparse, not rotated.
-    Grouped,
-    /// Singular vectors: the head's basis is rotated against the residual's.
-    Svd,
-}
+pub use crate::model::Basis;
 
 /// A matrix over directions written as `Σ_j left[j] ⊗ right[j]`: for W_QK the
 /// columns of W_Q and W_K, for W_OV the columns of W_V and the rows of W_O.

@@ -184,7 +184,8 @@ pub fn compile(
             factorise: factorised,
         })
     };
-    let model = assemble(&lowered.blocks, options.factorise, &layout)?;
+    let mut model = assemble(&lowered.blocks, options.factorise, &layout)?;
+    model.meta.source = tabulated.source.as_deref().map(str::to_string);
     lap("assemble", &mut t);
     // the reference: blocks as lowered, one dimension per direction
     let reference = if options.factorise || options.share_residual {

@@ -569,5 +569,11 @@ fn joint_selectors(p: &Program, vs: &ValueSets, log: &mut Vec<Rewrite>) -> Resul
         nodes.push(Node { label: n.label.clone(), op, encoding: n.encoding, span: n.span.clone() });
         map.push(nodes.len() - 1);
     }
-    Ok(Program { name: p.name.clone(), nodes, output: map[p.output], settings: p.settings.clone() })
+    Ok(Program {
+        name: p.name.clone(),
+        nodes,
+        output: map[p.output],
+        settings: p.settings.clone(),
+        source: p.source.clone(),
+    })
 }

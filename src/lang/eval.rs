@@ -9,7 +9,7 @@
 use super::ast::*;
 use super::printer::print_expr;
 use crate::diagnostic::{Error, Result, SourceFile, Span};
-use crate::rasp::func::Func;
+use crate::rasp::func::{Callable, Func};
 use crate::rasp::program::{Comparison, Encoding, NodeId, Op as NodeOp, Predicate, Settings};
 use crate::rasp::Builder;
 use crate::value::{self, CmpOp, PyError, PyResult, Value};
@@ -114,8 +114,6 @@ fn builtin_name(b: Builtin) -> &'static str {
 pub enum Body {
     Lambda(Expr),
     Def(Vec<Stmt>),
-    /// `outer(inner(x))`: Tracr's Map-of-Map simplification.
-    Compose(Arc<Closure>, Arc<Closure>),
 }
 
 /// A function value with the names it closes over.
@@ -129,32 +127,21 @@ pub struct Closure {
     pub span: Span,
 }
 
-impl Closure {
-    pub fn arity(&self) -> usize {
-        match &self.body {
-            Body::Compose(_, inner) => inner.arity(),
-            _ => self.params.len(),
-        }
+impl Callable for Closure {
+    fn arity(&self) -> usize {
+        self.params.len()
     }
 
     /// The lambda's text, for messages.
-    pub fn source(&self) -> String {
+    fn source(&self) -> String {
         match &self.body {
             Body::Lambda(e) => format!("lambda {}: {}", self.params.join(", "), print_expr(e)),
             Body::Def(_) => format!("{}({})", self.name.as_deref().unwrap_or("<function>"), self.params.join(", ")),
-            Body::Compose(o, i) => format!("({}) after ({})", o.source(), i.source()),
         }
     }
 
     /// Calls the function on plain values (value level: no s-ops can be built).
-    pub fn call_values(&self, args: &[Value]) -> PyResult<Value> {
-        if let Body::Compose(outer, inner) = &self.body {
-            let mid = inner.call_values(args)?;
-            if matches!(mid, Value::None) {
-                return Ok(Value::None);
-            }
-            return outer.call_values(&[mid]);
-        }
+    fn call(&self, args: &[Value]) -> PyResult<Value> {
         let metas: Vec<Meta> = args.iter().cloned().map(Meta::Value).collect();
         let mut ev = Evaluator { builder: None, loader: None, depth: 0 };
         match ev.call_closure(self, metas, &self.span) {
@@ -162,6 +149,10 @@ impl Closure {
             Ok(other) => Err(PyError(format!("TypeError: the function returned {}, not a value", other.kind()))),
             Err(e) => Err(PyError(e.message().to_string())),
         }
+    }
+
+    fn span(&self) -> Option<&Span> {
+        Some(&self.span)
     }
 }
 
@@ -603,10 +594,6 @@ impl<'a> Evaluator<'a> {
     }
 
     fn call_closure(&mut self, c: &Closure, args: Vec<Meta>, call_span: &Span) -> Result<Meta> {
-        if let Body::Compose(outer, inner) = &c.body {
-            let mid = self.call_closure(inner, args, call_span)?;
-            return self.call_closure(outer, vec![mid], call_span);
-        }
         if args.len() != c.params.len() {
             return Err(Error::at_with_note(
                 call_span,
@@ -653,7 +640,6 @@ impl<'a> Evaluator<'a> {
                 }
                 result
             }
-            Body::Compose(..) => unreachable!(),
         };
         self.depth -= 1;
         r

@@ -4,6 +4,7 @@
 pub mod ast;
 pub mod eval;
 pub mod lexer;
+pub mod load;
 pub mod parser;
 pub mod printer;
 

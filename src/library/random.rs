@@ -70,22 +70,3 @@ pub fn random_program_text(n: usize, seed: u64) -> String {
     text.push_str(&format!("compile({out}, vocab={{0, 1, 2, 3, 4}}, max_seq_len=5)\n"));
     text
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::diagnostic::SourceFile;
-    use std::sync::Arc;
-
-    #[test]
-    fn generated_programs_load_at_the_requested_size() {
-        for n in [10, 50] {
-            let text = random_program_text(n, 3);
-            assert_eq!(text, random_program_text(n, 3));
-            let p =
-                crate::rasp::load::load_source(Arc::new(SourceFile { name: "gen.rasp".into(), text }), None).unwrap();
-            let sops = p.nodes.iter().filter(|x| !x.op.is_selector()).count();
-            assert!(sops >= n, "{sops} s-ops for n = {n}");
-        }
-    }
-}

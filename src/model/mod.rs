@@ -50,6 +50,18 @@ pub enum Decoder {
     Numerical,
 }
 
+/// How a factor's head-side basis was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Basis {
+    /// One side is a selection of residual directions, weight 1 each (Tracr's layout).
+    Axis,
+    /// One side sums groups of residual directions with parallel partners: sparse, not rotated.
+    Grouped,
+    /// Singular vectors: the head's basis is rotated against the residual's.
+    Svd,
+}
+
 /// What one head of one layer computes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HeadInfo {
@@ -60,8 +72,8 @@ pub struct HeadInfo {
     /// Head dimensions used by W_V/W_O (the rank of W_OV once factorised).
     pub ov_rank: usize,
     /// `svd` when the head's basis is rotated against the residual stream.
-    pub qk_basis: crate::compiler::craft::Basis,
-    pub ov_basis: crate::compiler::craft::Basis,
+    pub qk_basis: Basis,
+    pub ov_basis: Basis,
 }
 
 /// What one MLP block of one layer computes.

@@ -5,10 +5,9 @@
 //! nodes of that kind in the order they were written. Nothing depends on a
 //! process-wide counter, so the same text always gives the same labels.
 
-use super::func::Func;
+use super::func::{Callable, Composed, Func};
 use super::program::{Encoding, Node, NodeId, Op, Program, Settings};
 use crate::diagnostic::Span;
-use crate::lang::eval::{Body, Closure, Globals};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -53,17 +52,11 @@ impl Builder {
 
     /// `Map(f, x)`. With `simplify` (Tracr's default), a Map of a Map becomes
     /// one Map of the composed function, so ported programs get Tracr's graph.
-    pub fn map(&mut self, f: Arc<Closure>, x: NodeId, simplify: bool, span: &Span) -> NodeId {
+    pub fn map(&mut self, f: Arc<dyn Callable>, x: NodeId, simplify: bool, span: &Span) -> NodeId {
         if simplify {
             if let Op::Map { f: Func::Closure(inner), input } = &self.nodes[x].op {
-                let composed = Arc::new(Closure {
-                    name: None,
-                    params: vec!["x".into()],
-                    body: Body::Compose(f.clone(), inner.clone()),
-                    locals: HashMap::new(),
-                    globals: Arc::new(Globals::default()),
-                    span: span.clone(),
-                });
+                let composed: Arc<dyn Callable> =
+                    Arc::new(Composed { outer: f.clone(), inner: inner.clone(), span: span.clone() });
                 let input = *input;
                 return self.add(Op::Map { f: Func::Closure(composed), input }, Encoding::Categorical, span);
             }
@@ -168,7 +161,7 @@ impl Builder {
                 Node { label: label.unwrap(), op: remap(&d.op, &new_id), encoding: d.encoding, span: d.span.clone() }
             })
             .collect();
-        Program { name: name.to_string(), nodes, output: new_id[&output], settings }
+        Program { name: name.to_string(), nodes, output: new_id[&output], settings, source: None }
     }
 }
 

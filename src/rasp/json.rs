@@ -384,6 +384,6 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
         }
     };
     // keep only what the output reads, as .rasp programs do
-    let p = Program { name: doc.name, nodes, output, settings };
+    let p = Program { name: doc.name, nodes, output, settings, source: Some(text.into()) };
     Ok(super::prune_unreachable(&p))
 }

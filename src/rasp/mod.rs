@@ -5,7 +5,6 @@ pub mod func;
 pub mod inputs;
 pub mod interp;
 pub mod json;
-pub mod load;
 pub mod program;
 pub mod valueset;
 
@@ -33,5 +32,11 @@ pub fn prune_unreachable(p: &Program) -> Program {
             Node { label: n.label.clone(), op: builder::remap(&n.op, &m), encoding: n.encoding, span: n.span.clone() }
         })
         .collect();
-    Program { name: p.name.clone(), nodes, output: m[&p.output], settings: p.settings.clone() }
+    Program {
+        name: p.name.clone(),
+        nodes,
+        output: m[&p.output],
+        settings: p.settings.clone(),
+        source: p.source.clone(),
+    }
 }

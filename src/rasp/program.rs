@@ -200,6 +200,9 @@ pub struct Program {
     pub nodes: Vec<Node>,
     pub output: NodeId,
     pub settings: Option<Settings>,
+    /// The text the program was loaded from (`.rasp` or JSON), kept in the
+    /// model's metadata so a model directory says what it was compiled from.
+    pub source: Option<std::sync::Arc<str>>,
 }
 
 impl Program {

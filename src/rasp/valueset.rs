@@ -45,11 +45,14 @@ fn raised(p: &Program, id: NodeId, f: &Func, e: &str, args: &[&Value]) -> Error 
     };
     let msg = format!("the function of {} raises {e} on {what}", p.describe(id));
     match f {
-        Func::Closure(c) => Error::at_with_note(
-            &c.span,
-            msg,
-            "every function is evaluated on all values its inputs can take; guard the case (e.g. `x if x != 0 else 0`)",
-        ),
+        Func::Closure(c) => match c.span() {
+            Some(span) => Error::at_with_note(
+                span,
+                msg,
+                "every function is evaluated on all values its inputs can take; guard the case (e.g. `x if x != 0 else 0`)",
+            ),
+            None => Error::program(msg),
+        },
         Func::Table(_) => Error::program(msg),
     }
 }

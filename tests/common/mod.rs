@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use serde_json::Value as Json;
+use tracr_opt::lang::load::load_source;
 use tracr_opt::library;
 use tracr_opt::rasp::json::value_from_json;
-use tracr_opt::rasp::load::load_source;
 use tracr_opt::rasp::Program;
 use tracr_opt::value::Value;
 

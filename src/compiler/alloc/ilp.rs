@@ -612,7 +612,7 @@ impl Allocator for Ilp {
                 let m = cx.model(layers, o, &bounds, d);
                 if !emitted {
                     if let Some(path) = &self.emit_lp {
-                        crate::cli::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
+                        crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
                     }
                     emitted = true;
                 }
@@ -656,7 +656,7 @@ impl Allocator for Ilp {
             if let Some(path) = &self.emit_lp {
                 // layers alone: the feasibility model at the optimal layer count
                 let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model);
-                crate::cli::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
+                crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
             }
         }
         let s = shape(blocks, &sub);

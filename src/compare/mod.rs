@@ -7,15 +7,14 @@
 //! interpreter on the same inputs. Tracr's own figures are added where the
 //! program is one of its library and the settings match its measurement.
 
-use crate::compiler::alloc::heuristic::Heuristic;
-use crate::compiler::alloc::Allocator;
-use crate::compiler::rewrite::RewriteOptions;
-use crate::compiler::{compile, Options};
+pub mod table;
+
 use crate::diagnostic::Result;
 use crate::library::{tracr_figures, Bundled, TracrFigures};
 use crate::model::Model;
 use crate::rasp::{Program, Settings};
 use crate::verify::{inputs_for, verify, Plan};
+use crate::{compile, CompileOptions};
 
 /// A model's size and how long it took to compile.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,18 +106,19 @@ pub fn compare(
     program: &Program,
     settings: &Settings,
     bundled: Option<&Bundled>,
-    allocator: &dyn Allocator,
-    options: &Options,
+    options: &CompileOptions,
     plan: Option<&Plan>,
 ) -> Result<Row> {
     // (both keep the joint-selector rewrite: without it `|` over different
     // s-ops does not compile at all)
-    let base = compile(program, settings, &Heuristic, &Options::none())?;
-    let opt = compile(program, settings, allocator, options)?;
-    let plain_options =
-        Options { rewrite: Some(RewriteOptions::none()), rule_tables: false, share_heads: false, ..options.clone() };
-    let plain = compile(program, settings, allocator, &plain_options)?;
-    let unshared = compile(program, settings, allocator, &Options { share_residual: false, ..options.clone() })?;
+    let base = compile(program, settings, &CompileOptions::baseline())?;
+    let opt = compile(program, settings, options)?;
+    let plain = compile(program, settings, &CompileOptions { rewrites: false, ..options.clone() })?;
+    // the same allocator (and objectives) as the optimised model, so that
+    // only the residual layout differs
+    let allocator = options.allocator()?;
+    let unshared_passes = CompileOptions { share_residual: false, ..options.clone() }.passes();
+    let unshared = crate::compiler::compile(program, settings, allocator.as_ref(), &unshared_passes)?;
     let verified = match plan {
         None => None,
         Some(plan) => {

@@ -1,11 +1,11 @@
 //! Finds and loads a program: a bundled name, a `.rasp` file or a `.json` file.
 
-use super::program::Program;
+use super::ast::ImportTarget;
+use super::eval::{Evaluator, Loader, Meta};
+use super::parser::parse;
 use crate::diagnostic::{Error, Result, SourceFile, Span};
-use crate::lang::ast::ImportTarget;
-use crate::lang::eval::{Evaluator, Loader, Meta};
-use crate::lang::parser::parse;
 use crate::library;
+use crate::rasp::Program;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub fn load(spec: &str, output: Option<&str>) -> Result<Program> {
     let path = Path::new(spec);
     if spec.ends_with(".json") {
         let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {spec}: {e}")))?;
-        let p = super::json::from_json(&text, spec)?;
+        let p = crate::rasp::json::from_json(&text, spec)?;
         if output.is_some() {
             return Err(Error::usage("--output applies to .rasp programs; a JSON program names its output"));
         }
@@ -39,7 +39,7 @@ pub fn load(spec: &str, output: Option<&str>) -> Result<Program> {
 /// Runs `.rasp` text and returns the program it defines.
 pub fn load_source(file: Arc<SourceFile>, output: Option<&str>) -> Result<Program> {
     let stmts = parse(&file)?;
-    let mut builder = super::Builder::new();
+    let mut builder = crate::rasp::Builder::new();
     let mut loader = FileLoader;
     let module = {
         let mut ev = Evaluator::new(&mut builder, &mut loader);
@@ -64,7 +64,9 @@ pub fn load_source(file: Arc<SourceFile>, output: Option<&str>) -> Result<Progra
     };
     let name =
         Path::new(&file.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| file.name.clone());
-    Ok(builder.finish(&name, out, settings))
+    let mut program = builder.finish(&name, out, settings);
+    program.source = Some(file.text.as_str().into());
+    Ok(program)
 }
 
 /// Resolves imports: quoted paths relative to the importing file, bare names
