@@ -1,10 +1,10 @@
-//! python/tracr_opt_bridge exports every program of Tracr's library from
+//! python/tracr_opt/bridge.py exports every program of Tracr's library from
 //! Tracr's own Python objects; each compiles and verifies on every input
 //! (causal and not), tracr-opt's interpreter agrees with Tracr's
 //! `rasp.evaluate` on 50 random inputs per program, and the exporter's errors
 //! name the node and the value. The check is python/tests/test_tracr_bridge.py,
-//! run in a venv with `pip install tracr-pypi` (made once under target/tmp;
-//! the first run needs the network, ~30 s).
+//! run in a venv with `pip install tracr-pypi` and the tracr_opt wheel (made
+//! once under target/tmp; the first run needs the network, ~30 s).
 
 #[path = "common/python.rs"]
 mod python;
@@ -13,7 +13,9 @@ use std::process::Command;
 
 #[test]
 fn tracr_library_programs_export_compile_and_match_tracr() {
-    let py = python::venv_python("tracr-venv", &["tracr-pypi"], "tracr.rasp.rasp, tracr.compiler.lib");
+    let py =
+        python::venv_python("tracr-venv", &["tracr-pypi", "pytest"], "tracr.rasp.rasp, tracr.compiler.lib, pytest");
+    python::install_package(&py);
     let out = Command::new(py)
         .arg(python::python_dir().join("tests").join("test_tracr_bridge.py"))
         .args(["--tracr-opt", env!("CARGO_BIN_EXE_tracr-opt")])

@@ -26,7 +26,12 @@ create_exception!(
     "A problem with the program: its text (file:line:col), an s-op, or a value a function raises on."
 );
 create_exception!(_native, UsageError, TracrOptError, "Bad arguments: an option, a setting, a token or a path.");
-create_exception!(_native, InternalError, TracrOptError, "A bug in tracr-opt (please report it with the call that caused it).");
+create_exception!(
+    _native,
+    InternalError,
+    TracrOptError,
+    "A bug in tracr-opt (please report it with the call that caused it)."
+);
 
 /// The error as the matching Python exception, with the CLI's message.
 fn to_py(e: tracr_opt::Error) -> PyErr {
@@ -67,9 +72,12 @@ fn values_from(text: &str, what: &str) -> tracr_opt::Result<Vec<Value>> {
     j.iter().map(value_from_json).collect()
 }
 
+fn values_json(values: &[Value]) -> tracr_opt::Result<serde_json::Value> {
+    Ok(serde_json::Value::Array(values.iter().map(value_to_json).collect::<tracr_opt::Result<Vec<_>>>()?))
+}
+
 fn values_to(values: &[Value]) -> tracr_opt::Result<String> {
-    let j = values.iter().map(value_to_json).collect::<tracr_opt::Result<Vec<_>>>()?;
-    Ok(serde_json::Value::Array(j).to_string())
+    Ok(values_json(values)?.to_string())
 }
 
 /// The compile options as Python passes them (keyword arguments, as JSON).
@@ -150,7 +158,7 @@ impl NativeModel {
 
 #[pymethods]
 impl NativeModel {
-    /// `tracr-opt compile --json`'s object, with `report_json`'s report.
+    /// `tracr-opt compile --json`'s object (the report is added in Python).
     fn summary_json(&self, py: Python<'_>) -> PyResult<String> {
         guarded(py, || Ok(self.compiled()?.summary_json(None).to_string()))
     }
@@ -165,9 +173,9 @@ impl NativeModel {
                 .iter()
                 .map(|m| {
                     Ok(serde_json::json!({
-                        "input": serde_json::from_str::<serde_json::Value>(&values_to(&m.input)?).unwrap_or_default(),
-                        "expected": serde_json::from_str::<serde_json::Value>(&values_to(&m.expected)?).unwrap_or_default(),
-                        "got": serde_json::from_str::<serde_json::Value>(&values_to(&m.got)?).unwrap_or_default(),
+                        "input": values_json(&m.input)?,
+                        "expected": values_json(&m.expected)?,
+                        "got": values_json(&m.got)?,
                         "error": m.error,
                     }))
                 })
@@ -196,9 +204,7 @@ impl NativeModel {
 
     /// tracr_opt.json's object as JSON.
     fn meta_json(&self, py: Python<'_>) -> PyResult<String> {
-        guarded(py, || {
-            serde_json::to_string(&self.model.meta).map_err(|e| tracr_opt::Error::internal(e.to_string()))
-        })
+        guarded(py, || serde_json::to_string(&self.model.meta).map_err(|e| tracr_opt::Error::internal(e.to_string())))
     }
 
     /// Every tensor by TransformerLens name: (name, shape, little-endian f64 bytes).
@@ -233,6 +239,28 @@ impl NativeModel {
             Ok((logits.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), r, c))
         })?;
         Ok((PyBytes::new(py, &bytes), rows, cols))
+    }
+
+    /// (input, interpreter output) pairs on the inputs verification uses, as
+    /// JSON (compiled models only).
+    fn reference_io(&self, py: Python<'_>, samples: usize, seed: u64) -> PyResult<String> {
+        guarded(py, || {
+            let c = self.compiled()?;
+            if samples == 0 {
+                return Err(tracr_opt::Error::usage("samples must be at least 1"));
+            }
+            let settings = &c.model.config;
+            let vocab = c.model.vocab()?;
+            let (inputs, _) =
+                tracr_opt::verify::inputs_for(&vocab, settings.n_ctx - 1, &VerifyOptions { samples, seed });
+            let mut out = Vec::with_capacity(inputs.len());
+            for input in &inputs {
+                let output = c.tabulated.evaluate(input, settings.causal)?;
+                let pair = (values_json(input)?, values_json(&output)?);
+                out.push(serde_json::json!([pair.0, pair.1]));
+            }
+            Ok(serde_json::Value::Array(out).to_string())
+        })
     }
 
     /// The interpreter's output on one input (compiled models only).

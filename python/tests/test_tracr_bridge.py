@@ -1,5 +1,5 @@
 """Every program of Tracr's library, built by Tracr's own Python code
-(tracr.compiler.lib) and exported by tracr_opt_bridge, compiles with
+(tracr.compiler.lib) and exported by tracr_opt.bridge, compiles with
 tracr-opt into a model that matches the interpreter on every input (causal and
 not), and tracr-opt's interpreter agrees with Tracr's `rasp.evaluate` on 50
 random inputs per program. Then the exporter's errors: they name the node,
@@ -21,12 +21,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
 
 from tracr.compiler import lib  # noqa: E402
 from tracr.rasp import rasp  # noqa: E402
 
-from tracr_opt_bridge import ExportError, export_program, write_program  # noqa: E402
+from tracr_opt.bridge import ExportError, export_program, write_program  # noqa: E402
 
 REFERENCE = os.path.join(HERE, "..", "..", "src", "library", "tracr_reference.json")
 SAMPLES = 50
@@ -122,10 +121,10 @@ def check_errors(exe, tmp):
     failures += expect_error(lambda: export_program(odd, ["a"], 2), "'as_set'", "{'a'}")
     # the command line: exit 1, the message, and no file
     out = os.path.join(tmp, "refused.json")
-    r = subprocess.run([sys.executable, "-m", "tracr_opt_bridge",
+    r = subprocess.run([sys.executable, "-m", "tracr_opt.bridge",
                         "rasp.Map(lambda x: 1 // (x - 2), rasp.tokens).named('inverse')",
                         "--vocab", "1", "2", "3", "--max-seq-len", "3", "-o", out],
-                       capture_output=True, text=True, cwd=os.path.join(HERE, ".."))
+                       capture_output=True, text=True, cwd=HERE)
     if r.returncode != 1 or "'inverse'" not in r.stderr or "input value 2" not in r.stderr:
         failures.append(f"CLI on a raising lambda: exit {r.returncode}, stderr {r.stderr!r}")
     if os.path.exists(out):

@@ -262,6 +262,7 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         attention_scale: lowered.scale,
         compile_flags,
         source: None,
+        dtype: None,
     };
     Ok(Model { config, w_e, w_pos, layers, w_u, meta })
 }

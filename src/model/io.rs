@@ -14,10 +14,23 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The precision of the stored weights (the model computes in f64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DType {
+    /// 32-bit floats (TransformerLens's default).
     F32,
+    /// 64-bit floats: the weights exactly as computed.
     F64,
+}
+
+impl DType {
+    /// The name torch and numpy give it: `float32`, `float64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+        }
+    }
 }
 
 fn to_bytes(a: &ArrayD<f64>, dtype: DType) -> Vec<u8> {
@@ -96,9 +109,13 @@ pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
         s.push('\n');
         Ok(s.into_bytes())
     };
-    let mut config = hooked_config(&m.config);
-    config["tracr_opt_dtype"] = serde_json::Value::from(if dtype == DType::F32 { "float32" } else { "float64" });
-    let meta_json = serde_json::to_value(&m.meta).map_err(|e| Error::internal(e.to_string()))?;
+    // config.json holds HookedTransformerConfig fields only, so that
+    // `HookedTransformerConfig(**config)` loads it unchanged; the stored
+    // precision goes with tracr-opt's own metadata
+    let config = hooked_config(&m.config);
+    let mut meta = m.meta.clone();
+    meta.dtype = Some(dtype.name().to_string());
+    let meta_json = serde_json::to_value(&meta).map_err(|e| Error::internal(e.to_string()))?;
     Ok(vec![("model.safetensors", st), ("config.json", pretty(&config)?), ("tracr_opt.json", pretty(&meta_json)?)])
 }
 

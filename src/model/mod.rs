@@ -147,6 +147,10 @@ pub struct Meta {
     pub compile_flags: serde_json::Value,
     #[serde(default)]
     pub source: Option<String>,
+    /// The stored weights' precision (`float32` or `float64`), set when the
+    /// model is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
 }
 
 #[derive(Clone, Debug)]

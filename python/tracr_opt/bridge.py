@@ -2,7 +2,7 @@
 tracr-opt's JSON program format (docs/PROGRAM_FORMAT.md, docs/TRACR_BRIDGE.md).
 
     from tracr.rasp import rasp
-    from tracr_opt_bridge import export_program, write_program
+    from tracr_opt.bridge import export_program, write_program
 
     program = make_reverse(rasp.tokens)
     doc = export_program(program, vocab={"a", "b", "c"}, max_seq_len=5)
@@ -14,12 +14,18 @@ walking the graph (the same rules tracr-opt applies, so every table covers
 what tracr-opt will look up). Only the public `rasp` API is used.
 """
 
+import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
+import sys
 import tempfile
 
 from tracr.rasp import rasp
+
+from ._native import ProgramError
 
 __all__ = ["ExportError", "export_program", "write_program", "dumps", "value_sets"]
 
@@ -40,7 +46,7 @@ _PREDICATES = {
 }
 
 
-class ExportError(Exception):
+class ExportError(ProgramError):
     """A program the JSON format cannot hold, or a function that fails on a
     value its inputs can take. The message names the node."""
 
@@ -324,3 +330,95 @@ def write_program(doc, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# The command line
+
+_CLI_DOC = """Command line: export a Tracr RASP program to tracr-opt's JSON format.
+
+    python -m tracr_opt.bridge PROGRAM --vocab a b c --max-seq-len 5 [--causal] -o out.json
+
+PROGRAM is `file.py:name` or `package.module:name` (an s-op, or a function
+returning one, called without arguments), or a Python expression over `rasp`
+(tracr.rasp.rasp) and the functions of Tracr's library
+(tracr.compiler.lib), e.g. "make_reverse(rasp.tokens)". Vocab tokens that
+look like integers are read as integers unless --string-vocab is given.
+Exit status 1 with a message naming the node when the program cannot be
+exported; nothing is written then.
+"""
+
+
+
+
+def _load(spec):
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and attr.isidentifier() and (module_part.endswith(".py") or module_part.replace(".", "").isidentifier()):
+        if module_part.endswith(".py"):
+            path = os.path.abspath(module_part)
+            if not os.path.exists(path):
+                raise ExportError(f"no such file: {module_part}")
+            sys.path.insert(0, os.path.dirname(path))
+        try:
+            if module_part.endswith(".py"):
+                name = os.path.splitext(os.path.basename(path))[0]
+                loader_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(loader_spec)
+                loader_spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(module_part)
+        except Exception as e:  # noqa: BLE001 - the user's module may raise anything
+            raise ExportError(f"loading {module_part} failed: {type(e).__name__}: {e}") from e
+        if not hasattr(module, attr):
+            raise ExportError(f"{module_part} has no attribute '{attr}'")
+        obj = getattr(module, attr)
+        if callable(obj) and not isinstance(obj, rasp.RASPExpr):
+            try:
+                obj = obj()
+            except Exception as e:  # noqa: BLE001
+                raise ExportError(f"calling {spec}() failed: {type(e).__name__}: {e}") from e
+        return obj
+    from tracr.compiler import lib
+
+    scope = {"rasp": rasp, "lib": lib}
+    scope.update({k: v for k, v in vars(lib).items() if not k.startswith("_")})
+    try:
+        return eval(spec, scope)  # noqa: S307 - the user's own program text
+    except ExportError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ExportError(f"evaluating the program expression {spec!r} failed: {type(e).__name__}: {e}") from e
+
+
+def _token(text, as_string):
+    if not as_string:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tracr_opt.bridge", description=_CLI_DOC.split("\n\n")[0])
+    ap.add_argument("program", help="file.py:name, module:name, or an expression such as 'make_reverse(rasp.tokens)'")
+    ap.add_argument("--vocab", nargs="+", required=True, help="the tokens")
+    ap.add_argument("--string-vocab", action="store_true", help="keep tokens such as 1 as strings")
+    ap.add_argument("--max-seq-len", type=int, required=True)
+    ap.add_argument("--causal", action="store_true")
+    ap.add_argument("--name", help="program name (default: the output s-op's name)")
+    ap.add_argument("-o", "--output", required=True, help="the JSON file to write")
+    args = ap.parse_args(argv)
+    try:
+        program = _load(args.program)
+        doc = export_program(program, vocab=[_token(t, args.string_vocab) for t in args.vocab],
+                             max_seq_len=args.max_seq_len, causal=args.causal, name=args.name)
+        write_program(doc, args.output)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}: {len(doc['nodes'])} nodes, output '{doc['output']}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Compiled models in real TransformerLens (pytest), on whichever version is
+installed: every bundled program, causal and not, f32 and f64, gives the
+interpreter's output on every input (or 2 000 samples where there are more
+than 100 000), run unpadded length by length and in padded batches with an
+attention mask. Run by tests/transformer_lens.rs in one cached venv per
+TransformerLens version (4.x and 3.x)."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import tracr_opt
+from tracr_opt.tl import decode_batch, masking_hooks, padded_batch, run_padded, tl_major_version
+
+MAJOR = tl_major_version()
+BATCH = 1024
+
+
+def agree(got, expected, numerical):
+    if not numerical:
+        return got == expected
+    return all(e is None or (g is not None and abs(g - e) <= 1e-6 * (1 + abs(e))) for g, e in zip(got, expected))
+
+
+def mismatches(model, tl_model, pairs):
+    """Disagreements with the interpreter: unpadded (one batch per length) and padded (mixed lengths)."""
+    bad = []
+    by_length = {}
+    for xs, expected in pairs:
+        by_length.setdefault(len(xs), []).append((xs, expected))
+    with torch.no_grad():
+        for group in by_length.values():
+            for k in range(0, len(group), BATCH):
+                chunk = group[k:k + BATCH]
+                tokens = torch.tensor([model.encode(xs) for xs, _ in chunk], dtype=torch.long)
+                logits = tl_model(tokens).double().numpy()
+                for (xs, expected), row in zip(chunk, logits):
+                    got = model.decode_logits(row[1:])
+                    if not agree(got, expected, model.numerical_output):
+                        bad.append(("unpadded", xs, got, expected))
+        mixed = list(pairs)
+        random.Random(0).shuffle(mixed)
+        for k in range(0, len(mixed), BATCH):
+            chunk = mixed[k:k + BATCH]
+            batch = padded_batch(tl_model, [xs for xs, _ in chunk])
+            for (xs, expected), got in zip(chunk, decode_batch(tl_model, run_padded(tl_model, batch), batch)):
+                if not agree(got, expected, model.numerical_output):
+                    bad.append(("padded", xs, got, expected))
+    return bad
+
+
+PROGRAMS = sorted(tracr_opt.bundled_programs())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_every_input_matches_the_interpreter(name, causal, dtype, tmp_path):
+    # (verified here against the interpreter through TransformerLens itself)
+    model = tracr_opt.compile(name, causal=causal, verify=False)
+    if dtype == "float64":
+        # through the files: load_transformer_lens takes the stored precision
+        model.save(tmp_path / "m", dtype="float64")
+        tl_model = tracr_opt.load_transformer_lens(tmp_path / "m")
+    else:
+        tl_model = model.to_transformer_lens()
+    expected_type = "TransformerBridge" if MAJOR >= 4 else "HookedTransformer"
+    assert type(tl_model).__name__ == expected_type
+    assert next(tl_model.parameters()).dtype == getattr(torch, dtype)
+    pairs = model.reference_io()
+    bad = mismatches(model, tl_model, pairs)
+    assert not bad, f"{len(bad)} mismatches, first {bad[:3]}"
+    print(f"{name} causal={causal} {dtype}: {len(pairs)} inputs, 0 mismatches (TransformerLens {MAJOR})")
+
+
+def test_residual_hooks_reproduce_the_logits():
+    model = tracr_opt.compile("sort")
+    tl_model = model.to_transformer_lens(dtype="float64")
+    batch = padded_batch(tl_model, [[3, 1, 2], [2, 1], [1]])
+    logits, cache = run_padded(tl_model, batch, return_cache=True)
+    last = f"blocks.{model.n_layers - 1}.hook_resid_post"
+    resid = cache[last]
+    assert resid.shape == (3, batch.tokens.shape[1], model.d_model) == (3, 4, len(model.residual_labels))
+    w_u = torch.tensor(model.weights["unembed.W_U"])
+    assert torch.allclose(resid @ w_u, logits, atol=1e-12)
+    assert decode_batch(tl_model, logits, batch) == [[1, 2, 3], [1, 2], [1]]
+
+
+def test_pad_keys_get_no_attention_in_padded_bidirectional_batches():
+    model = tracr_opt.compile("sort")
+    tl_model = model.to_transformer_lens()
+    batch = padded_batch(tl_model, [[3, 1, 2, 1, 3], [2]])
+    hooks = masking_hooks(tl_model, batch)
+    # TransformerLens < 4 ignores the mask on bidirectional attention: the hooks do it
+    assert bool(hooks) == (MAJOR < 4)
+    _, cache = run_padded(tl_model, batch, return_cache=True)
+    for layer in range(model.n_layers):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, query, key]
+        on_pad = pattern[1, :, :2, 2:]  # the short input's real queries, its PAD keys
+        assert float(on_pad.abs().max()) == 0.0, f"layer {layer}: {on_pad}"
+    if MAJOR < 4:
+        # and without them PAD keys do get attention: the hooks are what fixes it
+        _, raw = tl_model.run_with_cache(batch.tokens, attention_mask=batch.attention_mask)
+        leaked = max(float(raw[f"blocks.{l}.attn.hook_pattern"][1, :, :2, 2:].max()) for l in range(model.n_layers))
+        assert leaked > 0.0
+
+
+def test_numerical_and_boolean_outputs_are_not_centred():
+    """TransformerLens's weight processing would centre W_U (numerical outputs
+    to 0, booleans to 0.5); the loaders never apply it."""
+    for name in ["frac_prevs", "pair_balance"]:
+        model = tracr_opt.compile(name)
+        tl_model = model.to_transformer_lens(dtype="float64")
+        w_u = model.weights["unembed.W_U"]
+        loaded = {n: p.detach().numpy() for n, p in tl_model.named_parameters()}
+        flat = [v for v in loaded.values() if v.shape == w_u.shape or v.shape == w_u.T.shape]
+        assert any(np.array_equal(v, w_u) or np.array_equal(v, w_u.T) for v in flat), name
