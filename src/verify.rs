@@ -170,14 +170,14 @@ pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustiv
 /// Largest absolute difference between two models' output logits (every
 /// non-BOS position) on `inputs`, using both cores. The models must share
 /// vocab and output columns, as a model and its unoptimised reference do.
-pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>]) -> crate::Result<f64> {
+pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>]) -> crate::diagnostic::Result<f64> {
     let (ra, rb) = (Runner::new(a)?, Runner::new(b)?);
     if a.config.d_vocab_out != b.config.d_vocab_out || a.meta.tokens != b.meta.tokens {
-        return Err(crate::Error::internal("compared models differ in vocab or outputs"));
+        return Err(crate::diagnostic::Error::internal("compared models differ in vocab or outputs"));
     }
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
     let chunk = inputs.len().div_ceil(threads).max(1);
-    let parts: Vec<crate::Result<f64>> = std::thread::scope(|scope| {
+    let parts: Vec<crate::diagnostic::Result<f64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = inputs
             .chunks(chunk)
             .map(|part| {

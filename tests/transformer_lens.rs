@@ -14,13 +14,20 @@ mod python;
 /// The versions checked: the current 4.x and the latest 3.x.
 const VERSIONS: [&str; 2] = ["4.3.0", "3.9.0"];
 
-fn check(version: &str) {
+/// The venv of one TransformerLens version, with the tracr_opt wheel installed;
+/// `extra` packages too (and `extra_modules` importable).
+fn venv(version: &str, extra: &[&str], extra_modules: &str) -> std::path::PathBuf {
     let spec = format!("transformer-lens=={version}");
     let check = format!(
-        "transformer_lens, torch, numpy, pytest, importlib.metadata as m; assert m.version('transformer-lens') == '{version}'"
+        "transformer_lens, torch, numpy, pytest{extra_modules}, importlib.metadata as m; assert m.version('transformer-lens') == '{version}'"
     );
-    let py = python::cached_venv_python(&format!("tl-{version}"), &[&spec, "numpy", "pytest"], &check);
+    let packages: Vec<&str> = [spec.as_str(), "numpy", "pytest"].into_iter().chain(extra.iter().copied()).collect();
+    let py = python::cached_venv_python(&format!("tl-{version}"), &packages, &check);
     python::install_package(&py);
+    py
+}
+
+fn check(py: &std::path::Path, version: &str) {
     let programs = tracr_opt::library::PROGRAMS.len();
     // every program x causal x dtype, and 3 checks of hooks, masks and the unembedding
     // the two versions run side by side on two cores: one thread each
@@ -35,10 +42,22 @@ fn check(version: &str) {
 
 #[test]
 fn transformer_lens_4_runs_every_model_exactly() {
-    check(VERSIONS[0]);
+    // with Tracr too, for docs/PYTHON.md's tour (python/examples/tour.py)
+    let py = venv(VERSIONS[0], &["tracr-pypi"], ", tracr.compiler.lib");
+    check(&py, VERSIONS[0]);
+    let out = std::process::Command::new(&py)
+        .arg(python::python_dir().join("examples").join("tour.py"))
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("runs the tour");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.ends_with("tour ok\n"), "the docs/PYTHON.md tour failed");
+    assert!(text.contains("TransformerBridge; blocks.0.hook_resid_mid"));
 }
 
 #[test]
 fn transformer_lens_3_runs_every_model_exactly() {
-    check(VERSIONS[1]);
+    let py = venv(VERSIONS[1], &[], "");
+    check(&py, VERSIONS[1]);
 }

@@ -1,7 +1,6 @@
 """A Tracr program of one's own, for the worked example in docs/TRACR_BRIDGE.md:
 
-    cd python
-    python -m tracr_opt_bridge examples/my_programs.py:make_fraction_of_x \
+    python -m tracr_opt.bridge python/examples/my_programs.py:make_fraction_of_x \
         --vocab a b x --max-seq-len 8 -o frac.json
     tracr-opt compile frac.json
 """

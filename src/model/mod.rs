@@ -191,12 +191,12 @@ impl Model {
     }
 
     /// The vocab (token ids 2.. in order), decoded from the metadata.
-    pub fn vocab(&self) -> crate::Result<Vec<Value>> {
+    pub fn vocab(&self) -> crate::diagnostic::Result<Vec<Value>> {
         self.meta.tokens.iter().skip(2).map(crate::rasp::json::value_from_json).collect()
     }
 
     /// The output values by unembedding column (empty for a numerical output).
-    pub fn output_values(&self) -> crate::Result<Vec<Value>> {
+    pub fn output_values(&self) -> crate::diagnostic::Result<Vec<Value>> {
         match &self.meta.output {
             Decoder::Categorical { values } => values.iter().map(crate::rasp::json::value_from_json).collect(),
             Decoder::Numerical => Ok(vec![]),
