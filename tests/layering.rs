@@ -47,8 +47,7 @@ fn named_modules(text: &str) -> Vec<(usize, String)> {
             if let Some(group) = after.strip_prefix('{') {
                 let inner = group.split('}').next().unwrap_or("");
                 for part in inner.split(',') {
-                    let name: String =
-                        part.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let name: String = part.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                     if !name.is_empty() {
                         out.push((n + 1, name));
                     }
