@@ -10,19 +10,25 @@ use std::sync::Arc;
 /// One loaded program text.
 #[derive(Debug)]
 pub struct SourceFile {
+    /// The name shown in messages (a path, or a bundled program's name).
     pub name: String,
+    /// The whole text.
     pub text: String,
 }
 
 /// A byte range in a source file.
 #[derive(Clone, Debug)]
 pub struct Span {
+    /// The file.
     pub file: Arc<SourceFile>,
+    /// Byte offset of the first character.
     pub start: usize,
+    /// Byte offset just past the last character.
     pub end: usize,
 }
 
 impl Span {
+    /// The bytes `start..end` of `file`.
     pub fn new(file: &Arc<SourceFile>, start: usize, end: usize) -> Span {
         Span { file: file.clone(), start, end }
     }
@@ -72,38 +78,61 @@ impl Span {
 #[derive(Debug)]
 pub enum Error {
     /// Bad program text: parse or elaboration error at a place in a file.
-    Source { span: Span, message: String, note: Option<String> },
+    Source {
+        /// Where.
+        span: Span,
+        /// What is wrong.
+        message: String,
+        /// A hint, shown under the underlined text.
+        note: Option<String>,
+    },
     /// A problem with a program as a whole or one of its s-ops (compile, eval, value sets).
-    Program { message: String },
+    Program {
+        /// What is wrong, naming the s-op and value.
+        message: String,
+    },
     /// Bad command-line arguments or input files.
-    Usage { message: String },
+    Usage {
+        /// What is wrong, naming the setting or file.
+        message: String,
+    },
     /// A bug in tracr-opt.
-    Internal { message: String },
+    Internal {
+        /// What went wrong inside.
+        message: String,
+    },
 }
 
+/// Results whose errors are [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A source error at `span`.
     pub fn at(span: &Span, message: impl Into<String>) -> Error {
         Error::Source { span: span.clone(), message: message.into(), note: None }
     }
 
+    /// A source error at `span` with a note (a hint shown under the underline).
     pub fn at_with_note(span: &Span, message: impl Into<String>, note: impl Into<String>) -> Error {
         Error::Source { span: span.clone(), message: message.into(), note: Some(note.into()) }
     }
 
+    /// A problem with the program as a whole or one of its s-ops.
     pub fn program(message: impl Into<String>) -> Error {
         Error::Program { message: message.into() }
     }
 
+    /// Bad arguments, settings, tokens or files.
     pub fn usage(message: impl Into<String>) -> Error {
         Error::Usage { message: message.into() }
     }
 
+    /// A bug in tracr-opt.
     pub fn internal(message: impl Into<String>) -> Error {
         Error::Internal { message: message.into() }
     }
 
+    /// Whether this is a bug in tracr-opt (exit code 2) rather than the user's error (1).
     pub fn is_internal(&self) -> bool {
         matches!(self, Error::Internal { .. })
     }

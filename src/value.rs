@@ -13,11 +13,17 @@ use std::hash::{Hash, Hasher};
 /// One value at one sequence position.
 #[derive(Clone, Debug)]
 pub enum Value {
+    /// Python's None: no value.
     None,
+    /// A boolean.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string.
     Str(String),
+    /// A tuple.
     Tuple(Vec<Value>),
 }
 
@@ -31,6 +37,7 @@ impl fmt::Display for PyError {
     }
 }
 
+/// Results of value-level operations, failing as Python would.
 pub type PyResult<T> = Result<T, PyError>;
 
 fn type_error(msg: String) -> PyError {
@@ -54,6 +61,7 @@ impl Num {
 }
 
 impl Value {
+    /// Python's type name (`int`, `str`, …), for messages.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::None => "NoneType",
@@ -79,6 +87,7 @@ impl Value {
         self.num().map(Num::f)
     }
 
+    /// Whether the value is an int, float or bool.
     pub fn is_number(&self) -> bool {
         self.num().is_some()
     }
@@ -179,6 +188,7 @@ pub fn parse_tokens(s: &str) -> Vec<Value> {
     s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()).map(parse_token).collect()
 }
 
+/// Python's `repr` of a float (shortest round-trip, `1.0` not `1`).
 pub fn float_repr(x: f64) -> String {
     if x.is_nan() {
         return "nan".into();
@@ -295,16 +305,24 @@ impl fmt::Display for Value {
 /// A binary operator of the expression language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinOp {
+    /// `+`
     Add,
+    /// `-`
     Sub,
+    /// `*`
     Mul,
+    /// `/`
     Div,
+    /// `//`
     FloorDiv,
+    /// `%`
     Mod,
+    /// `**`
     Pow,
 }
 
 impl BinOp {
+    /// The operator as written.
     pub fn symbol(self) -> &'static str {
         match self {
             BinOp::Add => "+",
@@ -321,17 +339,26 @@ impl BinOp {
 /// A comparison operator of the expression language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CmpOp {
+    /// `==`
     Eq,
+    /// `!=`
     Ne,
+    /// `<`
     Lt,
+    /// `<=`
     Le,
+    /// `>`
     Gt,
+    /// `>=`
     Ge,
+    /// `in`
     In,
+    /// `not in`
     NotIn,
 }
 
 impl CmpOp {
+    /// The operator as written.
     pub fn symbol(self) -> &'static str {
         match self {
             CmpOp::Eq => "==",

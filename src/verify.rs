@@ -9,24 +9,33 @@ use crate::rasp::interp::evaluate;
 use crate::rasp::{Encoding, Program};
 use crate::value::Value;
 
+/// Inputs in all up to which verification checks every input.
 pub const EXHAUSTIVE_LIMIT: u128 = 100_000;
 
 /// Numerical outputs must agree to this (absolute, plus the same relative).
 pub const NUMERIC_TOLERANCE: f64 = 1e-6;
 
+/// One input where model and interpreter disagree.
 #[derive(Clone, Debug)]
 pub struct Mismatch {
+    /// The input (no BOS).
     pub input: Vec<Value>,
+    /// The interpreter's output.
     pub expected: Vec<Value>,
+    /// The model's decoded output.
     pub got: Vec<Value>,
     /// The interpreter's error, when it refused the input.
     pub error: Option<String>,
 }
 
+/// What verification found.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// Inputs checked.
     pub inputs: usize,
+    /// Whether those were every input of every length.
     pub exhaustive: bool,
+    /// Inputs with any disagreeing position.
     pub mismatches: usize,
     /// The first few, for display.
     pub examples: Vec<Mismatch>,
@@ -40,13 +49,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// No mismatch.
     pub fn ok(&self) -> bool {
         self.mismatches == 0
     }
 }
 
+/// Which inputs to check (also [`crate::VerifyOptions`]).
 pub struct Plan {
+    /// Random inputs when there are more than [`EXHAUSTIVE_LIMIT`].
     pub samples: usize,
+    /// Seed for them.
     pub seed: u64,
 }
 

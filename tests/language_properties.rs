@@ -30,8 +30,7 @@ fn name() -> impl Strategy<Value = String> {
         Just("tokens".to_string()),
         Just("Map".to_string()),
         Just("sel_2".to_string()),
-        "[a-z_][a-z0-9_]{0,6}"
-            .prop_filter("not a keyword", |s| !tracr_opt::lang::lexer::KEYWORDS.contains(&s.as_str())),
+        "[a-z_][a-z0-9_]{0,6}".prop_filter("not a keyword", |s| !tracr_opt::lang::KEYWORDS.contains(&s.as_str())),
     ]
 }
 

@@ -24,11 +24,14 @@ weights of a decoder-only transformer, and checks every model against the RASP i
 A PROGRAM is the name of a bundled program (see `tracr-opt list`), a .rasp file or a .json file.",
     after_help = "Examples:\n  tracr-opt list\n  tracr-opt eval reverse --input \"a b c\"\n  tracr-opt convert my_program.rasp --to json -o my_program.json"
 )]
+/// The command line, as clap parses it.
 pub struct Cli {
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand)]
 pub enum Command {
     /// List the bundled programs with their default settings.
@@ -219,6 +222,7 @@ pub fn show_seq(vals: &[Value]) -> String {
     format!("[{}]", vals.iter().map(Value::repr).collect::<Vec<_>>().join(", "))
 }
 
+/// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::List(a) => list::run(a),

@@ -19,13 +19,21 @@ use crate::{compile, CompileOptions};
 /// A model's size and how long it took to compile.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shape {
+    /// Layers.
     pub layers: usize,
+    /// Residual width.
     pub d_model: usize,
+    /// Most heads in a layer.
     pub n_heads: usize,
+    /// Head width.
     pub d_head: usize,
+    /// Widest MLP.
     pub d_mlp: usize,
+    /// Dense parameters.
     pub params: usize,
+    /// Nonzero parameters.
     pub nonzero_params: usize,
+    /// Compile time in milliseconds.
     pub compile_ms: f64,
     /// The most residual directions live at once (tracr-opt models only).
     pub d_model_lower_bound: Option<usize>,
@@ -65,25 +73,35 @@ impl Shape {
 /// How the two models fared against the interpreter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verified {
+    /// Inputs checked.
     pub inputs: usize,
+    /// Whether those were every input.
     pub exhaustive: bool,
+    /// Disagreements of the baseline model.
     pub baseline_mismatches: usize,
     /// Of the optimised model and its two variants (no rewrites, no residual sharing), together.
     pub optimised_mismatches: usize,
 }
 
 impl Verified {
+    /// Neither model disagrees anywhere.
     pub fn ok(&self) -> bool {
         self.baseline_mismatches == 0 && self.optimised_mismatches == 0
     }
 }
 
+/// One program compared.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The program's name.
     pub program: String,
+    /// The settings it was compiled at.
     pub settings: Settings,
+    /// Tracr's own figures, where the reference measured these settings.
     pub tracr: Option<Shape>,
+    /// Tracr's layout: heuristic allocation, no optimisation.
     pub baseline: Shape,
+    /// Every optimisation, with the chosen allocator.
     pub optimised: Shape,
     /// The optimised model without the graph-level optimisations (rewrites,
     /// rule tables, head sharing): what those add.

@@ -19,14 +19,23 @@ use crate::value::Value;
 use ndarray::{Array2, Array3};
 use std::collections::HashMap;
 
+/// What assembly needs.
 pub struct AssembleInput<'a> {
+    /// The program the blocks were lowered from.
     pub program: &'a Program,
+    /// The settings.
     pub settings: &'a Settings,
+    /// Directions, embeddings and output decoder.
     pub lowered: &'a Lowered,
+    /// The blocks to place (factorised or as lowered).
     pub blocks: &'a [Block],
+    /// The sublayer of each block.
     pub allocation: &'a Allocation,
+    /// The residual column of each direction.
     pub layout: &'a Layout,
+    /// The allocator's name, for the metadata.
     pub allocator: &'a str,
+    /// The compile settings and switches, for the metadata.
     pub compile_flags: serde_json::Value,
     /// Merge heads of one layer that compute the same attention pattern.
     pub share_heads: bool,
@@ -64,6 +73,7 @@ pub fn head_width(b: &Block) -> usize {
     }
 }
 
+/// The dense model: each block's weights in its sublayer, each direction in its column.
 pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let AssembleInput {
         program,

@@ -11,27 +11,34 @@ use std::fmt;
 /// `opp_idx:3`, `frac_prevs` (numerical), `length_selector_width_attn_output`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Dir {
+    /// The s-op (or `tokens`, `indices`, `one`) it belongs to.
     pub name: String,
+    /// The value it stands for (categorical), None for a numerical direction.
     pub value: Option<Value>,
 }
 
 impl Dir {
+    /// A numerical direction.
     pub fn named(name: &str) -> Dir {
         Dir { name: name.to_string(), value: None }
     }
 
+    /// The categorical direction of `name` for value `v`.
     pub fn valued(name: &str, v: &Value) -> Dir {
         Dir { name: name.to_string(), value: Some(v.clone()) }
     }
 
+    /// The constant direction, 1 at every position.
     pub fn one() -> Dir {
         Dir::named("one")
     }
 
+    /// `tokens:BOS`, 1 at the BOS position only.
     pub fn bos() -> Dir {
         Dir::valued("tokens", &Value::Str(BOS.into()))
     }
 
+    /// `tokens:PAD`.
     pub fn pad() -> Dir {
         Dir::valued("tokens", &Value::Str(PAD.into()))
     }
@@ -46,15 +53,20 @@ impl fmt::Display for Dir {
     }
 }
 
+/// The BOS token.
 pub const BOS: &str = "BOS";
+/// The PAD token.
 pub const PAD: &str = "PAD";
 
 /// A vector over directions (sparse).
 pub type DirVec = BTreeMap<Dir, f64>;
 
+/// Attention or MLP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockKind {
+    /// An attention head.
     Attn,
+    /// An MLP block.
     Mlp,
 }
 
@@ -65,6 +77,7 @@ pub enum BlockKind {
 pub struct Head {
     /// W_QK by query direction, then key direction (ordered: deterministic output).
     pub qk: BTreeMap<Dir, BTreeMap<Dir, f64>>,
+    /// W_OV as (input direction, output direction, weight) triplets.
     pub ov: Vec<(Dir, Dir, f64)>,
     /// How the head's weights are laid out in head dimensions; set by the
     /// factorisation pass, Tracr's layout when None.
@@ -78,12 +91,16 @@ pub use crate::model::Basis;
 /// The rank (head dimensions used) is the number of terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Factor {
+    /// Query-side (W_Q) or value-side (W_V) vectors, one per head dimension.
     pub left: Vec<DirVec>,
+    /// Key-side (W_K) or output-side (W_O) vectors, one per head dimension.
     pub right: Vec<DirVec>,
+    /// How the head-side basis was chosen.
     pub basis: Basis,
 }
 
 impl Factor {
+    /// Head dimensions used.
     pub fn rank(&self) -> usize {
         self.left.len()
     }
@@ -103,7 +120,9 @@ impl Factor {
 /// A head's two factorisations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HeadLayout {
+    /// W_QK's factors.
     pub qk: Factor,
+    /// W_OV's factors.
     pub ov: Factor,
 }
 
@@ -150,10 +169,12 @@ impl Head {
         l.qk.rank().max(l.ov.rank())
     }
 
+    /// W_QK as (query direction, key direction, weight) triplets.
     pub fn qk_triplets(&self) -> Vec<(Dir, Dir, f64)> {
         self.qk_entries().map(|(q, k, w)| (q.clone(), k.clone(), w)).collect()
     }
 
+    /// W_OV applied to a vector over directions.
     pub fn apply_ov(&self, x: &DirVec) -> DirVec {
         let mut out = DirVec::new();
         for (a, b, w) in &self.ov {
@@ -169,12 +190,16 @@ impl Head {
 /// carried by the `one` direction, as in Tracr.
 #[derive(Clone, Debug, Default)]
 pub struct Mlp {
+    /// Hidden neurons.
     pub hidden: usize,
+    /// (input direction, neuron, weight) entries.
     pub w_in: Vec<(Dir, usize, f64)>,
+    /// (neuron, output direction, weight) entries.
     pub w_out: Vec<(usize, Dir, f64)>,
 }
 
 impl Mlp {
+    /// Adds a neuron and returns its index.
     pub fn neuron(&mut self) -> usize {
         self.hidden += 1;
         self.hidden - 1
@@ -186,24 +211,30 @@ impl Mlp {
     }
 }
 
+/// A block's weights.
 #[derive(Clone, Debug)]
 pub enum Body {
+    /// An attention head.
     Head(Head),
+    /// An MLP block.
     Mlp(Mlp),
 }
 
 /// A block of the model: computes (part of) one s-op in one sublayer.
 #[derive(Clone, Debug)]
 pub struct Block {
+    /// The s-op it computes.
     pub node: NodeId,
     /// What it implements, e.g. `map`, `aggregate`, `selector_width.attn`.
     pub role: &'static str,
+    /// Its weights.
     pub body: Body,
     /// Blocks that must sit in earlier sublayers.
     pub after: Vec<usize>,
 }
 
 impl Block {
+    /// Attention or MLP.
     pub fn kind(&self) -> BlockKind {
         match self.body {
             Body::Head(_) => BlockKind::Attn,

@@ -36,10 +36,13 @@ pub const RECONSTRUCTION_TOLERANCE: f64 = 1e-12;
 /// What the pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Heads factorised.
     pub heads: usize,
     /// Heads whose factor needed singular vectors.
     pub rotated: usize,
+    /// MLP neurons before the pass.
     pub neurons_before: usize,
+    /// MLP neurons after it.
     pub neurons_after: usize,
 }
 
@@ -264,6 +267,7 @@ pub struct Ranges {
 }
 
 impl Ranges {
+    /// The bounds every s-op's directions can take, from the value sets.
     pub fn new(program: &Program, vs: &ValueSets) -> Ranges {
         let mut numerical = HashMap::new();
         let mut categorical: std::collections::HashSet<String> = ["tokens".to_string(), "indices".to_string()].into();

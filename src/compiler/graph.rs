@@ -4,11 +4,14 @@ use crate::rasp::{NodeId, Program};
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
+/// The program as a petgraph DAG (edges from inputs to readers).
 pub struct ProgramGraph {
+    /// Node weights are the program's node ids.
     pub graph: DiGraph<NodeId, ()>,
 }
 
 impl ProgramGraph {
+    /// The DAG of `p`.
     pub fn new(p: &Program) -> ProgramGraph {
         let mut graph = DiGraph::with_capacity(p.nodes.len(), p.nodes.len() * 2);
         for id in 0..p.nodes.len() {

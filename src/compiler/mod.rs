@@ -74,14 +74,17 @@ impl Options {
 
 /// What a compile produced, with how long each stage took.
 pub struct Compiled {
+    /// The model.
     pub model: Model,
     /// The same allocation assembled from the blocks as lowered (before the
     /// block-level optimisations), to measure what they changed. None when
     /// no such optimisation ran.
     pub reference: Option<Model>,
+    /// What factorisation did, when it ran.
     pub factorise: Option<factorise::Stats>,
     /// What the graph rewrites did, in order.
     pub rewrites: Vec<rewrite::Rewrite>,
+    /// The sublayer of every block.
     pub allocation: alloc::Allocation,
     /// Which residual dimension each direction took.
     pub layout: residual::Layout,
@@ -90,15 +93,18 @@ pub struct Compiled {
     pub tabulated: Program,
     /// The program the model was built from (after rewrites).
     pub compiled_program: Program,
+    /// Milliseconds per stage, in order.
     pub stage_ms: Vec<(&'static str, f64)>,
 }
 
 impl Compiled {
+    /// Milliseconds in all.
     pub fn total_ms(&self) -> f64 {
         self.stage_ms.iter().map(|(_, ms)| ms).sum()
     }
 }
 
+/// Runs the whole pipeline with an allocator and pass switches of your choice (`crate::compile` picks them from `CompileOptions`).
 pub fn compile(
     program: &Program,
     settings: &Settings,

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 /// Where one residual direction is written and read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DirUse {
+    /// The direction.
     pub dir: Dir,
     /// Written by the embeddings.
     pub embedded: bool,
@@ -177,10 +178,16 @@ pub enum EraseWith {
     ReluPair,
     /// A neuron the layer's MLP block already has computes relu(x) away from
     /// BOS (and 0 at BOS, where x is 0): it also writes -x.
-    Existing { block: usize, neuron: usize },
+    Existing {
+        /// The MLP block, by index in the lowered blocks.
+        block: usize,
+        /// The neuron within it.
+        neuron: usize,
+    },
 }
 
 impl EraseWith {
+    /// Neurons this erasure adds.
     pub fn new_neurons(self) -> usize {
         match self {
             EraseWith::Relu => 1,
@@ -193,14 +200,18 @@ impl EraseWith {
 /// One direction erased by one layer's MLP, so that its dimension can be reused.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Erasure {
+    /// The layer whose MLP erases.
     pub layer: usize,
+    /// The direction erased.
     pub dir: Dir,
+    /// How.
     pub with: EraseWith,
 }
 
 /// One direction in one residual dimension.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Occupant {
+    /// The direction.
     pub dir: Dir,
     /// None for a direction the model carries but never needs (layout without sharing).
     pub span: Option<Span>,
@@ -214,15 +225,18 @@ pub struct Layout {
     pub column: BTreeMap<Dir, usize>,
     /// Per dimension, its directions in time order.
     pub occupants: Vec<Vec<Occupant>>,
+    /// The erasures, one per direction that hands on its dimension.
     pub erasures: Vec<Erasure>,
     /// The most directions live at once: no layout of this allocation is narrower.
     pub lower_bound: usize,
     /// Dimensions without sharing: one per direction of the lowered program.
     pub unshared_width: usize,
+    /// Whether dimensions are reused (false: Tracr's layout).
     pub shared: bool,
 }
 
 impl Layout {
+    /// Residual width.
     pub fn d_model(&self) -> usize {
         self.occupants.len()
     }

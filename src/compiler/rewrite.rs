@@ -31,10 +31,14 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// Which graph rewrites run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RewriteOptions {
+    /// Merge structurally identical nodes.
     pub cse: bool,
+    /// Fold functions of tokens or positions alone into the embeddings.
     pub fold: bool,
+    /// Fuse chains of element-wise s-ops.
     pub fuse: bool,
     /// Largest estimated MLP width fusion may create (None: the widest MLP
     /// the program needs without fusion).
@@ -42,10 +46,12 @@ pub struct RewriteOptions {
 }
 
 impl RewriteOptions {
+    /// Every rewrite.
     pub fn all() -> RewriteOptions {
         RewriteOptions { cse: true, fold: true, fuse: true, max_mlp_width: None }
     }
 
+    /// None (the joint-selector rewrite still runs).
     pub fn none() -> RewriteOptions {
         RewriteOptions { cse: false, fold: false, fuse: false, max_mlp_width: None }
     }
@@ -54,7 +60,9 @@ impl RewriteOptions {
 /// One rewrite, for `--explain`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rewrite {
+    /// The rewrite (`cse`, `fold`, `fuse`, …).
     pub pass: &'static str,
+    /// What it did, naming the nodes.
     pub what: String,
 }
 

@@ -24,6 +24,7 @@ pub struct Token {
     pub span: Span,
 }
 
+/// Words that cannot be names.
 pub const KEYWORDS: &[&str] =
     &["def", "return", "lambda", "if", "else", "and", "or", "not", "in", "True", "False", "None", "import"];
 

@@ -2,10 +2,10 @@
 //! turns program text into a RASP DAG (see docs/LANGUAGE.md).
 
 pub mod ast;
-pub mod eval;
-pub mod lexer;
+pub(crate) mod eval;
+pub(crate) mod lexer;
 pub mod load;
 pub mod parser;
 pub mod printer;
 
-pub use eval::Closure;
+pub use lexer::KEYWORDS;

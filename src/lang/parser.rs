@@ -10,6 +10,7 @@ use std::sync::Arc;
 /// Nesting limit: deeper input is rejected with an error rather than overflowing the stack.
 const MAX_DEPTH: usize = 200;
 
+/// Parses `.rasp` text into statements; errors name the place.
 pub fn parse(file: &Arc<SourceFile>) -> Result<Vec<Stmt>> {
     let tokens = lex(file)?;
     let mut p = Parser { toks: tokens, pos: 0, depth: 0 };

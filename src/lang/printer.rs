@@ -4,6 +4,7 @@
 use super::ast::*;
 use crate::value::{BinOp, Value};
 
+/// Prints statements back as `.rasp` text (parses to the same tree).
 pub fn print_program(stmts: &[Stmt]) -> String {
     let mut out = String::new();
     for s in stmts {
@@ -32,6 +33,7 @@ fn stmt(out: &mut String, s: &Stmt, indent: usize) {
     }
 }
 
+/// Prints one expression.
 pub fn print_expr(e: &Expr) -> String {
     expr(e, 0)
 }

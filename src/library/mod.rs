@@ -7,9 +7,13 @@ pub mod random;
 use crate::diagnostic::SourceFile;
 use std::sync::Arc;
 
+/// A program shipped with tracr-opt (`src/library/programs/*.rasp`).
 pub struct Bundled {
+    /// The name `tracr-opt list` shows and commands take.
     pub name: &'static str,
+    /// One line on what it computes.
     pub summary: &'static str,
+    /// The `.rasp` text.
     pub source: &'static str,
     /// The program of `../shared/reference/tracr_reference.json` this
     /// reimplements ("" for programs Tracr cannot compile).
@@ -27,6 +31,7 @@ macro_rules! bundled {
     };
 }
 
+/// Every bundled program, in `tracr-opt list` order.
 pub const PROGRAMS: &[Bundled] = &[
     bundled!("length", "make_length", "length of the input at every position"),
     bundled!("reverse", "make_reverse", "the input reversed"),
@@ -51,10 +56,12 @@ pub const PROGRAMS: &[Bundled] = &[
     ),
 ];
 
+/// The bundled program called `name`.
 pub fn find(name: &str) -> Option<&'static Bundled> {
     PROGRAMS.iter().find(|b| b.name == name)
 }
 
+/// The program's text as a source file named after it (for messages).
 pub fn source_file(b: &Bundled) -> Arc<SourceFile> {
     Arc::new(SourceFile { name: format!("<bundled>/{}.rasp", b.name), text: b.source.to_string() })
 }
@@ -67,14 +74,21 @@ pub const TRACR_REFERENCE: &str = include_str!("tracr_reference.json");
 /// What Tracr built for one program at one setting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TracrFigures {
+    /// Layers.
     pub layers: usize,
+    /// Most heads in a layer.
     pub heads: usize,
+    /// Residual width.
     pub d_model: usize,
     /// Tracr's head width (its key size; values are padded to it).
     pub d_head: usize,
+    /// Widest MLP.
     pub d_mlp: usize,
+    /// Dense parameters.
     pub params: usize,
+    /// Nonzero parameters.
     pub nonzero_params: usize,
+    /// Tracr's compile time (median), in milliseconds.
     pub compile_ms: f64,
 }
 

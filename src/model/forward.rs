@@ -52,6 +52,7 @@ struct LayerW {
 
 /// A model prepared for fast repeated forward passes.
 pub struct Runner<'m> {
+    /// The model run.
     pub model: &'m Model,
     layers: Vec<LayerW>,
     w_u: Sparse,
@@ -62,6 +63,7 @@ pub struct Runner<'m> {
 }
 
 impl<'m> Runner<'m> {
+    /// Prepares `model`'s weights as sparse rows (fails on inconsistent metadata).
     pub fn new(model: &'m Model) -> Result<Runner<'m>> {
         let ids = model.vocab()?.into_iter().enumerate().map(|(i, v)| (v, i + 2)).collect();
         let outputs = match &model.meta.output {

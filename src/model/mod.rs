@@ -8,17 +8,26 @@ use crate::value::Value;
 use ndarray::{Array2, Array3};
 use serde::{Deserialize, Serialize};
 
+/// The model's shape, as TransformerLens's config names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// Layers (one attention and one MLP sublayer each).
     pub n_layers: usize,
+    /// Residual stream width.
     pub d_model: usize,
+    /// Heads per layer (padded to the most any layer has).
     pub n_heads: usize,
+    /// Head width (padded to the widest head).
     pub d_head: usize,
+    /// MLP width (padded to the widest layer).
     pub d_mlp: usize,
     /// max_seq_len + 1 (the BOS position).
     pub n_ctx: usize,
+    /// Input tokens: BOS, PAD and the vocab.
     pub d_vocab: usize,
+    /// Unembedding columns: the output values, or 1 for a numerical output.
     pub d_vocab_out: usize,
+    /// Causal attention (each position sees itself and earlier ones).
     pub causal: bool,
 }
 
@@ -29,7 +38,9 @@ pub struct Layer {
     /// [n_heads, d_model, d_head]; already multiplied by sqrt(d_head), since
     /// the forward pass divides scores by it (as TransformerLens does).
     pub w_q: Array3<f64>,
+    /// [n_heads, d_model, d_head]
     pub w_k: Array3<f64>,
+    /// [n_heads, d_model, d_head]
     pub w_v: Array3<f64>,
     /// [n_heads, d_head, d_model]
     pub w_o: Array3<f64>,
@@ -45,7 +56,10 @@ pub struct Layer {
 pub enum Decoder {
     /// Column j of the unembedding is the j-th value; argmax, and None when no
     /// column reaches 0.5.
-    Categorical { values: Vec<serde_json::Value> },
+    Categorical {
+        /// Column j decodes to `values[j]` (JSON values, tuples as arrays).
+        values: Vec<serde_json::Value>,
+    },
     /// The single unembedding column holds the number.
     Numerical,
 }
@@ -65,7 +79,9 @@ pub enum Basis {
 /// What one head of one layer computes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HeadInfo {
+    /// The s-op it computes (the node's label).
     pub node: String,
+    /// What the head does for it (e.g. `aggregate`, `selector_width`).
     pub role: String,
     /// Head dimensions used by W_Q/W_K (the rank of W_QK once factorised).
     pub qk_rank: usize,
@@ -73,24 +89,32 @@ pub struct HeadInfo {
     pub ov_rank: usize,
     /// `svd` when the head's basis is rotated against the residual stream.
     pub qk_basis: Basis,
+    /// `svd` when the head's value/output basis is rotated.
     pub ov_basis: Basis,
 }
 
 /// What one MLP block of one layer computes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MlpInfo {
+    /// The s-op it computes (the node's label).
     pub node: String,
+    /// What the block does (e.g. `map`, `sequence_map`, `erase`).
     pub role: String,
+    /// Hidden neurons.
     pub hidden: usize,
 }
 
+/// What one layer computes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LayerInfo {
+    /// Its heads, in head order.
     pub heads: Vec<HeadInfo>,
+    /// Its MLP blocks, in neuron order.
     pub mlps: Vec<MlpInfo>,
 }
 
 impl LayerInfo {
+    /// Neurons the layer's MLP uses (before padding).
     pub fn mlp_width(&self) -> usize {
         self.mlps.iter().map(|m| m.hidden).sum()
     }
@@ -100,9 +124,11 @@ impl LayerInfo {
 /// it is needed (`embed`, `L0.attn`, `L0.mlp`, …, `unembed`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResidualOccupant {
+    /// The direction's label (e.g. `tokens:a`, `frac_prevs`).
     pub dir: String,
     /// None when nothing needs the direction (it is in the stream anyway).
     pub written: Option<String>,
+    /// The sublayer that reads it last (None: nothing reads it).
     pub last_read: Option<String>,
 }
 
@@ -127,24 +153,36 @@ pub struct ResidualInfo {
 /// Everything besides the weights, written as `tracr_opt.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Meta {
+    /// Always `tracr-opt`.
     pub tool: String,
+    /// The tracr-opt version that wrote it.
     pub version: String,
+    /// The program's name.
     pub program: String,
     /// Token id → token: id 0 is "BOS", id 1 is "PAD", then the vocab in order.
     pub tokens: Vec<serde_json::Value>,
+    /// BOS's token id (0).
     pub bos_id: usize,
+    /// PAD's token id (1).
     pub pad_id: usize,
+    /// How to read the output off the unembedding.
     pub output: Decoder,
+    /// The output s-op's label.
     pub output_label: String,
+    /// What each residual dimension holds.
     pub residual_labels: Vec<String>,
     /// Absent in models written before residual sharing.
     #[serde(default)]
     pub residual: Option<ResidualInfo>,
+    /// What each layer computes.
     pub layers: Vec<LayerInfo>,
+    /// Which allocator placed the blocks (`ilp`, `heuristic`).
     pub allocator: String,
     /// The attention sharpness used (see docs/EXACTNESS.md).
     pub attention_scale: f64,
+    /// The settings and switches it was compiled with.
     pub compile_flags: serde_json::Value,
+    /// The program text it was compiled from, when known.
     #[serde(default)]
     pub source: Option<String>,
     /// The stored weights' precision (`float32` or `float64`), set when the
@@ -153,16 +191,20 @@ pub struct Meta {
     pub dtype: Option<String>,
 }
 
+/// A compiled transformer: weights in TransformerLens's layout (f64) and its metadata.
 #[derive(Clone, Debug)]
 pub struct Model {
+    /// The shape.
     pub config: Config,
     /// [d_vocab, d_model]
     pub w_e: Array2<f64>,
     /// [n_ctx, d_model]
     pub w_pos: Array2<f64>,
+    /// The layers, in order.
     pub layers: Vec<Layer>,
     /// [d_model, d_vocab_out]
     pub w_u: Array2<f64>,
+    /// Everything besides the weights (`tracr_opt.json`).
     pub meta: Meta,
 }
 

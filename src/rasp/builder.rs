@@ -18,6 +18,7 @@ struct Draft {
     name: Option<String>,
 }
 
+/// Collects nodes while program text runs; `finish` orders and labels them.
 #[derive(Default)]
 pub struct Builder {
     nodes: Vec<Draft>,
@@ -25,6 +26,7 @@ pub struct Builder {
 }
 
 impl Builder {
+    /// An empty builder.
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -45,6 +47,7 @@ impl Builder {
         id
     }
 
+    /// Adds a node (no simplification) and returns its id.
     pub fn add(&mut self, op: Op, encoding: Encoding, span: &Span) -> NodeId {
         self.nodes.push(Draft { op, encoding, span: Some(span.clone()), name: None });
         self.nodes.len() - 1
@@ -78,20 +81,24 @@ impl Builder {
         self.nodes.len() - 1
     }
 
+    /// The encoding of node `id`.
     pub fn encoding(&self, id: NodeId) -> Encoding {
         self.nodes[id].encoding
     }
 
+    /// Names `id` after the variable it is first assigned to, unless it has a name.
     pub fn name_if_unnamed(&mut self, id: NodeId, name: &str) {
         if self.nodes[id].name.is_none() {
             self.nodes[id].name = Some(name.to_string());
         }
     }
 
+    /// Names `id` (`.named(...)`), replacing any name.
     pub fn set_name(&mut self, id: NodeId, name: &str) {
         self.nodes[id].name = Some(name.to_string());
     }
 
+    /// The name `id` has so far, or its kind.
     pub fn name_of(&self, id: NodeId) -> String {
         self.nodes[id].name.clone().unwrap_or_else(|| self.nodes[id].op.kind().to_string())
     }

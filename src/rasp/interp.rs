@@ -18,15 +18,18 @@ pub struct Trace {
     pub sops: Vec<Option<Vec<Value>>>,
     /// selector matrices `[query][key]` per node (None for s-ops).
     pub selectors: Vec<Option<Vec<Vec<bool>>>>,
+    /// The output node.
     pub output: NodeId,
 }
 
 impl Trace {
+    /// The output s-op's values.
     pub fn output(&self) -> &[Value] {
         self.sops[self.output].as_deref().expect("output is an s-op")
     }
 }
 
+/// Runs `p` on `input` (no BOS), with causal semantics when `causal`; an error names the node and position.
 pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
     let n = input.len();
     let mut sops: Vec<Option<Vec<Value>>> = vec![None; p.nodes.len()];

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The `format` field of every program file.
 pub const FORMAT: &str = "tracr-opt-program";
+/// The format version this build reads and writes.
 pub const VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -113,6 +115,7 @@ enum JsonPredicate {
     Table { table: Vec<Vec<serde_json::Value>> },
 }
 
+/// A value in the format's JSON encoding (tuples as arrays; no inf/nan).
 pub fn value_to_json(v: &Value) -> Result<serde_json::Value> {
     Ok(match v {
         Value::None => serde_json::Value::Null,
@@ -126,6 +129,7 @@ pub fn value_to_json(v: &Value) -> Result<serde_json::Value> {
     })
 }
 
+/// A value from the format's JSON encoding.
 pub fn value_from_json(j: &serde_json::Value) -> Result<Value> {
     Ok(match j {
         serde_json::Value::Null => Value::None,

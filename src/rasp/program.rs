@@ -5,6 +5,7 @@ use crate::diagnostic::Span;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 
+/// A node's index in `Program::nodes`.
 pub type NodeId = usize;
 
 /// How an s-op's value is carried in the residual stream.
@@ -20,17 +21,26 @@ pub enum Encoding {
 /// The fixed predicates of `Select`, called as `predicate(key, query)` as in Tracr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Comparison {
+    /// key == query
     EQ,
+    /// key < query
     LT,
+    /// key <= query
     LEQ,
+    /// key > query
     GT,
+    /// key >= query
     GEQ,
+    /// key != query
     NEQ,
+    /// always
     TRUE,
+    /// never
     FALSE,
 }
 
 impl Comparison {
+    /// Every comparison, in Tracr's order.
     pub const ALL: [Comparison; 8] = [
         Comparison::EQ,
         Comparison::LT,
@@ -42,6 +52,7 @@ impl Comparison {
         Comparison::FALSE,
     ];
 
+    /// Tracr's name (`EQ`, `LT`, …).
     pub fn name(self) -> &'static str {
         match self {
             Comparison::EQ => "EQ",
@@ -55,6 +66,7 @@ impl Comparison {
         }
     }
 
+    /// The comparison with Tracr's name `s`.
     pub fn from_name(s: &str) -> Option<Comparison> {
         Comparison::ALL.into_iter().find(|c| c.name() == s)
     }
@@ -81,46 +93,73 @@ impl Comparison {
 /// A selector's predicate: one of Tracr's comparisons or a function of (key, query).
 #[derive(Clone, Debug)]
 pub enum Predicate {
+    /// One of Tracr's comparisons.
     Cmp(Comparison),
+    /// Any other predicate of (key, query), as a function.
     Custom(Func),
 }
 
+/// What a node computes.
 #[derive(Clone, Debug)]
 pub enum Op {
+    /// The input tokens.
     Tokens,
+    /// The positions 0..n.
     Indices,
     /// The sequence length at every position (in causal mode: the visible length).
     Length,
     /// A constant s-op.
     Full(Value),
+    /// `Map(f, input)`: f at every position.
     Map {
+        /// The function.
         f: Func,
+        /// The s-op it maps.
         input: NodeId,
     },
+    /// `SequenceMap(f, x, y)`: f of the pair at every position.
     SequenceMap {
+        /// The function of two values.
         f: Func,
+        /// The two s-ops it combines, element-wise.
         inputs: [NodeId; 2],
     },
     /// `coeffs[0] * x + coeffs[1] * y`, numerical.
     LinearSequenceMap {
+        /// The two s-ops.
         inputs: [NodeId; 2],
+        /// Their coefficients.
         coeffs: [Value; 2],
     },
+    /// `Aggregate(selector, sop, default)`: the mean (numerical) or the one
+    /// value (categorical) of the selected positions.
     Aggregate {
+        /// Which positions each query position averages.
         selector: NodeId,
+        /// The s-op averaged.
         sop: NodeId,
+        /// The value where nothing is selected.
         default: Value,
     },
+    /// `SelectorWidth(selector)`: how many keys each query selects.
     SelectorWidth {
+        /// The selector whose row widths are counted.
         selector: NodeId,
     },
+    /// `Select(keys, queries, predicate)`: a selector.
     Select {
+        /// The key s-op.
         keys: NodeId,
+        /// The query s-op.
         queries: NodeId,
+        /// Which (key, query) pairs are selected.
         predicate: Predicate,
     },
+    /// Both selectors select.
     SelectAnd(NodeId, NodeId),
+    /// Either selector selects.
     SelectOr(NodeId, NodeId),
+    /// The complement of a selector.
     SelectNot(NodeId),
 }
 
@@ -144,6 +183,7 @@ impl Op {
         }
     }
 
+    /// Whether the node is a selector (not an s-op).
     pub fn is_selector(&self) -> bool {
         matches!(self, Op::Select { .. } | Op::SelectAnd(..) | Op::SelectOr(..) | Op::SelectNot(..))
     }
@@ -163,9 +203,12 @@ impl Op {
     }
 }
 
+/// One node of the DAG.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// Its stable label (the name, assigned variable or `<kind>_<k>`).
     pub label: String,
+    /// What it computes.
     pub op: Op,
     /// Meaningful for s-ops only; selectors carry Categorical.
     pub encoding: Encoding,
@@ -187,8 +230,11 @@ impl Node {
 /// Default compile settings a program can carry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
+    /// The input tokens.
     pub vocab: Vec<Value>,
+    /// The longest input.
     pub max_seq_len: usize,
+    /// Causal attention (prefix semantics).
     pub causal: bool,
 }
 
@@ -196,9 +242,13 @@ pub struct Settings {
 /// output s-op, and optional default settings.
 #[derive(Clone, Debug)]
 pub struct Program {
+    /// The program's name (the file stem, or the JSON `name`).
     pub name: String,
+    /// Nodes in topological order.
     pub nodes: Vec<Node>,
+    /// The output s-op.
     pub output: NodeId,
+    /// The settings its `compile(...)` line (or JSON `settings`) declares.
     pub settings: Option<Settings>,
     /// The text the program was loaded from (`.rasp` or JSON), kept in the
     /// model's metadata so a model directory says what it was compiled from.
@@ -206,10 +256,12 @@ pub struct Program {
 }
 
 impl Program {
+    /// Node `id`.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id]
     }
 
+    /// The node labelled `label`.
     pub fn find(&self, label: &str) -> Option<NodeId> {
         self.nodes.iter().position(|n| n.label == label)
     }

@@ -20,10 +20,12 @@ pub const MAX_VALUE_SET: usize = 100_000;
 /// None ("no value") is never a member: it is carried as the zero vector.
 #[derive(Clone, Debug)]
 pub struct ValueSets {
+    /// Per node, its values, sorted (empty for selectors).
     pub sets: Vec<Vec<Value>>,
 }
 
 impl ValueSets {
+    /// The value set of node `id`.
     pub fn of(&self, id: NodeId) -> &[Value] {
         &self.sets[id]
     }
@@ -67,6 +69,7 @@ fn check_size(p: &Program, id: NodeId, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Every s-op's value set for these settings (a sound over-approximation); refuses sets over the size limit.
 pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSets> {
     let mut sets: Vec<Vec<Value>> = vec![Vec::new(); p.nodes.len()];
     for (id, node) in p.nodes.iter().enumerate() {

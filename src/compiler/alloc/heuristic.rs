@@ -14,6 +14,7 @@ use crate::diagnostic::Result;
 use crate::rasp::{NodeId, Program};
 use std::collections::BTreeMap;
 
+/// Tracr's allocation: each block at its longest-path depth from the inputs.
 pub struct Heuristic;
 
 #[derive(Clone, Copy, PartialEq, Eq)]

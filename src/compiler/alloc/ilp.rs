@@ -17,17 +17,23 @@ use crate::rasp::Program;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// What the ILP minimises (one lexicographic stage each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Objective {
+    /// Layers.
     Layers,
+    /// The most heads in a layer.
     Heads,
+    /// The widest MLP layer.
     Mlp,
+    /// Dense parameters in the padded layout.
     Params,
     /// Residual width: the most directions held at once (residual sharing).
     Width,
 }
 
 impl Objective {
+    /// The name `--minimise` takes.
     pub fn name(self) -> &'static str {
         match self {
             Objective::Layers => "layers",
@@ -66,9 +72,13 @@ impl Objective {
     }
 }
 
+/// The optimal allocator (solver-models/layer_allocation.md).
 pub struct Ilp {
+    /// Objectives in order.
     pub objectives: Vec<Objective>,
+    /// Seconds the solver may take before returning its best allocation.
     pub time_limit: f64,
+    /// Write the model in LP format here.
     pub emit_lp: Option<PathBuf>,
 }
 
@@ -80,9 +90,13 @@ pub struct Costs {
     pub d_model: f64,
     /// Residual sharing: d_model is the most directions held at once.
     pub shared: bool,
+    /// Head width.
     pub d_head: f64,
+    /// Input tokens (vocab + BOS + PAD).
     pub d_vocab: f64,
+    /// Positions (max_seq_len + 1).
     pub n_ctx: f64,
+    /// Unembedding columns.
     pub d_vocab_out: f64,
 }
 

@@ -11,50 +11,71 @@ use good_lp::{variable, Expression, ProblemVariables};
 pub const SOLVER: &str = if cfg!(feature = "highs") { "highs" } else { "microlp" };
 use std::fmt::Write;
 
+/// A variable.
 #[derive(Clone, Debug)]
 pub struct Var {
+    /// Its name in the LP file.
     pub name: String,
+    /// Lower bound.
     pub lo: f64,
+    /// Upper bound.
     pub hi: f64,
+    /// Integral.
     pub integer: bool,
 }
 
+/// A constraint's sense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmp {
+    /// `<=`
     Le,
+    /// `=`
     Eq,
 }
 
+/// A linear constraint.
 #[derive(Clone, Debug)]
 pub struct Constraint {
+    /// Its name in the LP file.
     pub name: String,
+    /// (variable, coefficient) pairs.
     pub terms: Vec<(usize, f64)>,
+    /// The sense.
     pub cmp: Cmp,
+    /// The right-hand side.
     pub rhs: f64,
 }
 
+/// A mixed-integer linear program, solver-independent.
 #[derive(Clone, Debug, Default)]
 pub struct Lp {
+    /// The variables.
     pub vars: Vec<Var>,
+    /// The constraints.
     pub constraints: Vec<Constraint>,
     /// Minimised.
     pub objective: Vec<(usize, f64)>,
+    /// A comment for the top of the LP file.
     pub comment: String,
 }
 
 /// How a solve ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// A value per variable.
     pub values: Vec<f64>,
+    /// Proven optimal (not stopped by the time limit).
     pub optimal: bool,
 }
 
 impl Lp {
+    /// Adds a variable and returns its index.
     pub fn var(&mut self, name: String, lo: f64, hi: f64, integer: bool) -> usize {
         self.vars.push(Var { name, lo, hi, integer });
         self.vars.len() - 1
     }
 
+    /// Adds a constraint.
     pub fn constrain(&mut self, name: String, terms: Vec<(usize, f64)>, cmp: Cmp, rhs: f64) {
         self.constraints.push(Constraint { name, terms, cmp, rhs });
     }

@@ -19,11 +19,14 @@ pub struct SolveInfo {
     pub optimal: bool,
     /// Relative gap of the first objective to its lower bound (0 when optimal).
     pub gap: f64,
+    /// Solver time in milliseconds.
     pub solve_ms: f64,
+    /// The objectives minimised, in order.
     pub objectives: Vec<String>,
 }
 
 impl SolveInfo {
+    /// The info of an allocation found without search (proven optimal at once).
     pub fn trivial() -> SolveInfo {
         SolveInfo { optimal: true, gap: 0.0, solve_ms: 0.0, objectives: vec![] }
     }
@@ -32,11 +35,14 @@ impl SolveInfo {
 /// A sublayer per block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Allocation {
+    /// The sublayer of each block (even: attention of layer s/2; odd: its MLP).
     pub sublayer: Vec<usize>,
+    /// How the solver did, for allocators that search.
     pub info: Option<SolveInfo>,
 }
 
 impl Allocation {
+    /// Layers the allocation uses.
     pub fn n_layers(&self) -> usize {
         self.sublayer.iter().map(|s| s / 2 + 1).max().unwrap_or(0)
     }
@@ -67,6 +73,8 @@ impl Allocation {
 
 /// A way to allocate blocks to sublayers.
 pub trait Allocator {
+    /// The allocator's name (`ilp`, `heuristic`).
     fn name(&self) -> &'static str;
+    /// Places every block in a sublayer.
     fn allocate(&self, program: &Program, lowered: &Lowered, costs: &Costs) -> Result<Allocation>;
 }

@@ -33,7 +33,9 @@ pub fn attention_scale(max_seq_len: usize) -> f64 {
 /// How the embeddings write an s-op that needs no block.
 #[derive(Clone, Debug)]
 pub enum Embedded {
+    /// Written with the token embedding.
     Tokens,
+    /// Written with the position embedding.
     Indices,
     /// A constant: written by every token's embedding (not BOS's).
     Constant(Value),
@@ -56,14 +58,18 @@ pub struct LowerOptions {
     pub rule_tables: bool,
 }
 
+/// How to read the output s-op off the residual stream.
 #[derive(Clone, Debug)]
 pub enum OutputDecoder {
     /// Argmax over these directions (one per value); all below 0.5 means None.
     Categorical(Vec<(Dir, Value)>),
+    /// One numerical direction holds the value.
     Numerical(Dir),
 }
 
+/// The program as blocks on named directions.
 pub struct Lowered {
+    /// The blocks, each with the blocks it must follow.
     pub blocks: Vec<Block>,
     /// Per node: the block that writes its value, if any.
     pub producer: Vec<Option<usize>>,
@@ -71,7 +77,9 @@ pub struct Lowered {
     pub embedded: Vec<Option<Embedded>>,
     /// Every residual direction.
     pub dirs: BTreeSet<Dir>,
+    /// The attention softmax scale (docs/EXACTNESS.md).
     pub scale: f64,
+    /// How to decode the output.
     pub output: OutputDecoder,
     /// What the embeddings write, by direction.
     pub embedding: Embedding,
@@ -85,10 +93,13 @@ pub struct Lowered {
 /// Only directions of the residual stream appear.
 #[derive(Clone, Debug, Default)]
 pub struct Embedding {
+    /// Each token's embedding row (BOS, PAD, then the vocab), by direction.
     pub tokens: Vec<DirVec>,
+    /// Each position's embedding row, by direction.
     pub positions: Vec<DirVec>,
 }
 
+/// The residual directions of s-op `id` (one per value if categorical).
 pub fn sop_dirs(p: &Program, vs: &ValueSets, id: NodeId) -> Vec<Dir> {
     let n = &p.nodes[id];
     match n.encoding {
@@ -111,6 +122,7 @@ struct Ctx<'a> {
     opts: LowerOptions,
 }
 
+/// Lowers every node of `p` to blocks, exactly for these settings.
 pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptions) -> Result<Lowered> {
     for v in &settings.vocab {
         if matches!(v, Value::Str(s) if s == BOS || s == PAD) {
