@@ -10,43 +10,29 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
-use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
-use tracr_opt::compiler::{compile, factorise, lower, Options};
-use tracr_opt::lang::load::load_source;
-use tracr_opt::library::{self, PROGRAMS};
+use tracr_opt::compiler::{factorise, lower};
+use tracr_opt::library::PROGRAMS;
 use tracr_opt::rasp::valueset::{infer, tabulate};
+use tracr_opt::{compile, CompileOptions, Program};
 
 fn compile_bundled(c: &mut Criterion) {
-    let ilp = Ilp {
-        objectives: vec![Objective::Layers, Objective::Width, Objective::Params],
-        time_limit: 5.0,
-        emit_lp: None,
-    };
-    let mut group = c.benchmark_group("compile");
-    for b in PROGRAMS {
-        let p = load_source(library::source_file(b), None).unwrap();
-        let s = p.settings.clone().unwrap();
-        group.bench_function(b.name, |bench| {
-            bench.iter(|| compile(black_box(&p), black_box(&s), &ilp, &Options::default()).unwrap())
-        });
+    for (group_name, options) in [("compile", CompileOptions::default()), ("baseline", CompileOptions::baseline())] {
+        let mut group = c.benchmark_group(group_name);
+        for b in PROGRAMS {
+            let p = Program::load(b.name).unwrap();
+            let s = p.settings.clone().unwrap();
+            group.bench_function(b.name, |bench| {
+                bench.iter(|| compile(black_box(&p), black_box(&s), &options).unwrap())
+            });
+        }
+        group.finish();
     }
-    group.finish();
-    let mut group = c.benchmark_group("baseline");
-    for b in PROGRAMS {
-        let p = load_source(library::source_file(b), None).unwrap();
-        let s = p.settings.clone().unwrap();
-        group.bench_function(b.name, |bench| {
-            bench.iter(|| compile(black_box(&p), black_box(&s), &Heuristic, &Options::none()).unwrap())
-        });
-    }
-    group.finish();
 }
 
 fn factorise_bundled(c: &mut Criterion) {
     let mut group = c.benchmark_group("factorise");
     for b in PROGRAMS {
-        let p = load_source(library::source_file(b), None).unwrap();
+        let p = Program::load(b.name).unwrap();
         let s = p.settings.clone().unwrap();
         let vs = infer(&p, &s.vocab, s.max_seq_len).unwrap();
         let t = tabulate(&p, &vs).unwrap();

@@ -4,24 +4,22 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
-use tracr_opt::compiler::{compile, Options};
-use tracr_opt::lang::load::load_source;
-use tracr_opt::library::{self, PROGRAMS};
-use tracr_opt::model::forward::Runner;
+use tracr_opt::library::PROGRAMS;
 use tracr_opt::rasp::inputs;
 use tracr_opt::verify::{inputs_for, verify, Plan};
+use tracr_opt::{compile, CompileOptions, Objective, Program};
 
 const PROGRAMS_MEASURED: &[&str] = &["reverse", "sort", "shuffle_dyck3", "sort_freq", "nary_sequencemap"];
 
 fn forward(c: &mut Criterion) {
-    let ilp = Ilp { objectives: vec![Objective::Layers, Objective::Params], time_limit: 5.0, emit_lp: None };
+    let ilp =
+        CompileOptions { minimise: Some(vec![Objective::Layers, Objective::Params]), ..CompileOptions::default() };
     let mut group = c.benchmark_group("forward");
     for b in PROGRAMS.iter().filter(|b| PROGRAMS_MEASURED.contains(&b.name)) {
-        let p = load_source(library::source_file(b), None).unwrap();
+        let p = Program::load(b.name).unwrap();
         let s = p.settings.clone().unwrap();
-        let compiled = compile(&p, &s, &ilp, &Options::default()).unwrap();
-        let runner = Runner::new(&compiled.model).unwrap();
+        let compiled = compile(&p, &s, &ilp).unwrap();
+        let runner = compiled.model.runner().unwrap();
         let batch: Vec<Vec<usize>> = inputs::sample(&s.vocab, s.max_seq_len, 256, 7)
             .into_iter()
             .filter(|x| x.len() == s.max_seq_len)
@@ -41,10 +39,9 @@ fn forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify_exhaustive");
     group.sample_size(10);
     for name in ["sort", "shuffle_dyck3"] {
-        let b = library::find(name).unwrap();
-        let p = load_source(library::source_file(b), None).unwrap();
+        let p = Program::load(name).unwrap();
         let s = p.settings.clone().unwrap();
-        let compiled = compile(&p, &s, &ilp, &Options::default()).unwrap();
+        let compiled = compile(&p, &s, &ilp).unwrap();
         let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 1, seed: 0 });
         group.throughput(Throughput::Elements(inputs.len() as u64));
         group.bench_function(name, |bench| {

@@ -3,15 +3,16 @@
 //! Each run prints the model's layers and whether the solve was proven optimal.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use std::sync::Arc;
-use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
-use tracr_opt::compiler::{compile, Options};
-use tracr_opt::diagnostic::SourceFile;
-use tracr_opt::lang::load::load_source;
-use tracr_opt::library::{self, random::random_program_text, PROGRAMS};
+use tracr_opt::library::{random::random_program_text, PROGRAMS};
+use tracr_opt::{compile, CompileOptions, Objective, Program};
 
-fn ilp(time_limit: f64) -> Ilp {
-    Ilp { objectives: vec![Objective::Layers, Objective::Params], time_limit, emit_lp: None }
+/// The ILP minimising layers, then params (every optimisation on).
+fn ilp(time_limit: f64) -> CompileOptions {
+    CompileOptions {
+        minimise: Some(vec![Objective::Layers, Objective::Params]),
+        time_limit_secs: time_limit,
+        ..CompileOptions::default()
+    }
 }
 
 /// Programs larger than this hit microlp's limits; they are solved once with a
@@ -24,10 +25,10 @@ fn random_sizes(c: &mut Criterion) {
     group.sample_size(10);
     for n in [10, 50, 100, 200, 500] {
         let text = random_program_text(n, 1);
-        let p = load_source(Arc::new(SourceFile { name: format!("random{n}.rasp"), text }), None).unwrap();
+        let p = Program::from_rasp(&format!("random{n}.rasp"), &text).unwrap();
         let s = p.settings.clone().unwrap();
         let limit = if n <= SAMPLED_UP_TO { 30.0 } else { LARGE_TIME_LIMIT };
-        let once = compile(&p, &s, &ilp(limit), &Options::default()).unwrap();
+        let once = compile(&p, &s, &ilp(limit)).unwrap();
         let info = once.allocation.info.clone().unwrap();
         eprintln!(
             "random {n:3} s-ops: {} blocks, {} layers, optimal {}, gap {:.3}, {:.1} ms (time limit {limit} s)",
@@ -39,7 +40,7 @@ fn random_sizes(c: &mut Criterion) {
         );
         if n <= SAMPLED_UP_TO {
             group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter(|| compile(&p, &s, &ilp(limit), &Options::default()).unwrap())
+                b.iter(|| compile(&p, &s, &ilp(limit)).unwrap())
             });
         }
     }
@@ -49,9 +50,9 @@ fn random_sizes(c: &mut Criterion) {
 fn bundled(c: &mut Criterion) {
     let mut group = c.benchmark_group("ilp_bundled");
     for b in PROGRAMS {
-        let p = load_source(library::source_file(b), None).unwrap();
+        let p = Program::load(b.name).unwrap();
         let s = p.settings.clone().unwrap();
-        group.bench_function(b.name, |bench| bench.iter(|| compile(&p, &s, &ilp(30.0), &Options::default()).unwrap()));
+        group.bench_function(b.name, |bench| bench.iter(|| compile(&p, &s, &ilp(30.0)).unwrap()));
     }
     group.finish();
 }

@@ -183,7 +183,7 @@ def test_bad_vocab_and_settings():
     raises(tracr_opt.UsageError, lambda: tracr_opt.compile_rasp_to_model(prog, "abc", 3), "not a string")
     raises(tracr_opt.ProgramError, lambda: tracr_opt.compile_rasp_to_model(prog, [], 3), "vocab is empty")
     raises(tracr_opt.UsageError, lambda: tracr_opt.compile_rasp_to_model(prog, {1}, 0), "max_seq_len")
-    raises(tracr_opt.UsageError, lambda: tracr_opt.compile("reverse", vocab=[["a"]]), "not a RASP value")
+    raises(tracr_opt.UsageError, lambda: tracr_opt.compile("reverse", vocab=[["a"]]), "cannot be written")
     raises(tracr_opt.UsageError, lambda: tracr_opt.compile("reverse", vocab=[]), "vocab is empty")
     raises(tracr_opt.UsageError, lambda: tracr_opt.compile("reverse", max_seq_len=0), "max-seq-len")
 

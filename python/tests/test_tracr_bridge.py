@@ -13,7 +13,6 @@ src/library/tracr_reference.json (measured with Tracr itself).
 
 import argparse
 import json
-import math
 import os
 import random
 import subprocess
@@ -22,12 +21,11 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-from tracr.compiler import lib  # noqa: E402
 from tracr.rasp import rasp  # noqa: E402
+from tracr_library import REFERENCE, build, same  # noqa: E402
 
 from tracr_opt.bridge import ExportError, export_program, write_program  # noqa: E402
 
-REFERENCE = os.path.join(HERE, "..", "..", "src", "library", "tracr_reference.json")
 SAMPLES = 50
 
 
@@ -36,19 +34,6 @@ def tracr_opt(exe, *args):
     if r.returncode != 0:
         raise AssertionError(f"tracr-opt {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
     return r.stdout
-
-
-def build(call):
-    """A program of Tracr's library, from the call recorded with its measurement."""
-    scope = {"rasp": rasp}
-    scope.update({k: v for k, v in vars(lib).items() if not k.startswith("_")})
-    return eval(call, scope)  # noqa: S307 - the reference's own program calls
-
-
-def same(a, b):
-    if isinstance(a, float) or isinstance(b, float):
-        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
-    return a == b
 
 
 def check_library(exe, tmp):

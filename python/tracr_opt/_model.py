@@ -10,6 +10,8 @@ import numpy as np
 
 from . import _native
 from ._native import UsageError
+from ._values import from_json as _from_json
+from ._values import json_value
 
 __all__ = ["ApplyOutput", "CompiledModel", "bundled_programs", "compile", "compile_rasp_to_model", "load"]
 
@@ -36,25 +38,7 @@ _DTYPES = {"float32": "float32", "f32": "float32", "float64": "float64", "f64": 
 
 def _json_value(v, what):
     """A token or value as JSON (tuples as arrays), refusing what a RASP value cannot be."""
-    if v is None or isinstance(v, (bool, str, int)):
-        return v
-    if hasattr(v, "item") and not isinstance(v, (list, tuple)):  # numpy scalars
-        try:
-            return _json_value(v.item(), what)
-        except (TypeError, ValueError):
-            pass
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise UsageError(f"{what}: {v!r} is not a finite number")
-        return v
-    if isinstance(v, tuple):
-        return [_json_value(x, what) for x in v]
-    raise UsageError(f"{what}: {v!r} (a {type(v).__name__}) is not a RASP value "
-                     "(None, bool, int, float, str or a tuple of them)")
-
-
-def _from_json(v):
-    return tuple(_from_json(x) for x in v) if isinstance(v, list) else v
+    return json_value(v, what, UsageError)
 
 
 def _key(value):

@@ -18,7 +18,6 @@ import argparse
 import importlib
 import importlib.util
 import json
-import math
 import os
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import tempfile
 from tracr.rasp import rasp
 
 from ._native import ProgramError
+from ._values import json_value
 
 __all__ = ["ExportError", "export_program", "write_program", "dumps", "value_sets"]
 
@@ -98,26 +98,7 @@ def _describe(node, labels):
 
 def _json_value(v, where):
     """A value as JSON (None, bool, int, float, str, tuples as arrays)."""
-    if v is None or isinstance(v, (bool, str)):
-        return v
-    # numpy scalars and other number types that say what they are
-    if hasattr(v, "item") and not isinstance(v, (list, tuple)):
-        try:
-            v = v.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(v, bool) or v is None:
-        return v
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ExportError(f"{where}: {v!r} is not a finite number (the format has no inf/nan)")
-        return v
-    if isinstance(v, tuple):
-        return [_json_value(x, where) for x in v]
-    raise ExportError(f"{where}: the value {v!r} of type {type(v).__name__} cannot be written "
-                      "(values are None, bool, int, float, str or tuples of them)")
+    return json_value(v, where, ExportError)
 
 
 def _value(v, node, labels):
