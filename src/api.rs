@@ -55,9 +55,17 @@ impl Program {
     /// The program in the JSON interchange format, every function tabulated
     /// over the value sets of `settings`.
     pub fn to_json(&self, settings: &Settings) -> Result<String> {
+        crate::rasp::json::to_json(self, Some(settings))
+    }
+
+    /// The interpreter's output on the inputs verification would check at
+    /// `settings`: every input when there are at most
+    /// [`crate::verify::EXHAUSTIVE_LIMIT`], else a seeded sample. Functions
+    /// are tabulated first, so this is fast.
+    pub fn reference_io(&self, settings: &Settings, options: &VerifyOptions) -> Result<Vec<IoPair>> {
         let vs = crate::rasp::valueset::infer(self, &settings.vocab, settings.max_seq_len)?;
         let tabulated = crate::rasp::valueset::tabulate(self, &vs)?;
-        crate::rasp::json::to_json(&tabulated, Some(settings))
+        io_pairs(&tabulated, settings, options)
     }
 
     /// The settings to compile at: the program's own (from its
@@ -95,6 +103,23 @@ impl Program {
     pub fn evaluate(&self, input: &[Value], causal: bool) -> Result<Vec<Value>> {
         Ok(crate::rasp::interp::evaluate(self, input, causal)?.output().to_vec())
     }
+}
+
+/// One input (no BOS) and the interpreter's output on it.
+pub type IoPair = (Vec<Value>, Vec<Value>);
+
+fn io_pairs(tabulated: &Program, settings: &Settings, options: &VerifyOptions) -> Result<Vec<IoPair>> {
+    if options.samples == 0 {
+        return Err(Error::usage("--samples must be at least 1"));
+    }
+    let (inputs, _) = crate::verify::inputs_for(&settings.vocab, settings.max_seq_len, options);
+    inputs
+        .into_iter()
+        .map(|input| {
+            let output = crate::rasp::interp::evaluate(tabulated, &input, settings.causal)?.output().to_vec();
+            Ok((input, output))
+        })
+        .collect()
 }
 
 /// Which layer allocator to use.
@@ -267,6 +292,14 @@ impl Compiled {
     /// Writes the model directory (docs/EXPORT_FORMAT.md) atomically.
     pub fn save(&self, dir: &Path, dtype: DType) -> Result<()> {
         self.model.save(dir, dtype)
+    }
+
+    /// The interpreter's outputs on the inputs [`Compiled::verify`] checks
+    /// (see [`Program::reference_io`]).
+    pub fn reference_io(&self, options: &VerifyOptions) -> Result<Vec<IoPair>> {
+        let c = &self.model.config;
+        let settings = Settings { vocab: self.model.vocab()?, max_seq_len: c.n_ctx - 1, causal: c.causal };
+        io_pairs(&self.tabulated, &settings, options)
     }
 
     /// What `tracr-opt compile --json` prints: the model's shape and size,

@@ -29,10 +29,10 @@ fn venv(version: &str, extra: &[&str], extra_modules: &str) -> std::path::PathBu
 
 fn check(py: &std::path::Path, version: &str) {
     let programs = tracr_opt::library::PROGRAMS.len();
-    // every program x causal x dtype, and 3 checks of hooks, masks and the unembedding
+    // every program x causal x dtype, and 4 checks: hooks, masks, the unembedding, config.json
     // the two versions run side by side on two cores: one thread each
     let one = [("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"), ("RAYON_NUM_THREADS", "1")];
-    let text = python::pytest(&py, "test_transformer_lens.py", &one, programs * 4 + 3);
+    let text = python::pytest(&py, "test_transformer_lens.py", &one, programs * 4 + 4);
     for b in tracr_opt::library::PROGRAMS {
         let passed =
             text.lines().filter(|l| l.starts_with("PASSED") && l.contains(&format!("interpreter[{}-", b.name))).count();

@@ -245,21 +245,12 @@ impl NativeModel {
     /// JSON (compiled models only).
     fn reference_io(&self, py: Python<'_>, samples: usize, seed: u64) -> PyResult<String> {
         guarded(py, || {
-            let c = self.compiled()?;
-            if samples == 0 {
-                return Err(tracr_opt::Error::usage("samples must be at least 1"));
-            }
-            let settings = &c.model.config;
-            let vocab = c.model.vocab()?;
-            let (inputs, _) =
-                tracr_opt::verify::inputs_for(&vocab, settings.n_ctx - 1, &VerifyOptions { samples, seed });
-            let mut out = Vec::with_capacity(inputs.len());
-            for input in &inputs {
-                let output = c.tabulated.evaluate(input, settings.causal)?;
-                let pair = (values_json(input)?, values_json(&output)?);
-                out.push(serde_json::json!([pair.0, pair.1]));
-            }
-            Ok(serde_json::Value::Array(out).to_string())
+            let pairs = self.compiled()?.reference_io(&VerifyOptions { samples, seed })?;
+            let json = pairs
+                .iter()
+                .map(|(input, output)| Ok(serde_json::json!([values_json(input)?, values_json(output)?])))
+                .collect::<tracr_opt::Result<Vec<_>>>()?;
+            Ok(serde_json::Value::Array(json).to_string())
         })
     }
 

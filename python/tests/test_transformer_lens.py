@@ -117,3 +117,22 @@ def test_numerical_and_boolean_outputs_are_not_centred():
         loaded = {n: p.detach().numpy() for n, p in tl_model.named_parameters()}
         flat = [v for v in loaded.values() if v.shape == w_u.shape or v.shape == w_u.T.shape]
         assert any(np.array_equal(v, w_u) or np.array_equal(v, w_u.T) for v in flat), name
+
+
+def test_config_json_loads_unchanged(tmp_path):
+    """config.json is a plain TransformerLens config: no field to drop or convert."""
+    import json
+
+    tracr_opt.compile("reverse").save(tmp_path / "m", dtype="float64")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    if MAJOR >= 4:
+        from transformer_lens.config import TransformerBridgeConfig
+
+        cfg = TransformerBridgeConfig(**config)
+    else:
+        from transformer_lens import HookedTransformerConfig
+
+        cfg = HookedTransformerConfig(**config)
+    assert (cfg.n_layers, cfg.d_model, cfg.n_ctx, cfg.d_vocab_out) == (
+        config["n_layers"], config["d_model"], config["n_ctx"], config["d_vocab_out"])
+    assert cfg.attention_dir == "bidirectional"

@@ -3,7 +3,6 @@
 use super::ProgramArgs;
 use crate::diagnostic::{Error, Result};
 use crate::files::write_atomic;
-use crate::rasp::json::to_json;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -28,7 +27,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
     let text = match args.to {
-        Target::Json => to_json(&p, Some(&settings))?,
+        Target::Json => p.to_json(&settings)?,
     };
     match args.out {
         Some(path) => {

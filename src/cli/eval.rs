@@ -2,7 +2,6 @@
 
 use super::{parse_input, show_seq, ProgramArgs};
 use crate::diagnostic::Result;
-use crate::rasp::interp::evaluate;
 use crate::rasp::json::value_to_json;
 use crate::value::Value;
 use clap::Args;
@@ -38,7 +37,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let settings = args.program.settings(&p)?;
     let Some(input_text) = &args.input else { return all_inputs(&p, &settings, &args) };
     let input = parse_input(input_text, &settings)?;
-    let trace = evaluate(&p, &input, settings.causal)?;
+    let trace = crate::rasp::interp::evaluate(&p, &input, settings.causal)?;
     let sop_rows: Vec<(&str, &Vec<Value>)> = p
         .nodes
         .iter()
@@ -75,20 +74,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--all-inputs`: JSON lines, evaluated on the tabulated program (fast).
-fn all_inputs(p: &crate::rasp::Program, settings: &crate::rasp::Settings, args: &EvalArgs) -> Result<()> {
+/// `--all-inputs`: JSON lines of the interpreter's answers.
+fn all_inputs(p: &crate::Program, settings: &crate::Settings, args: &EvalArgs) -> Result<()> {
     use std::io::Write;
-    let vs = crate::rasp::valueset::infer(p, &settings.vocab, settings.max_seq_len)?;
-    let tabulated = crate::rasp::valueset::tabulate(p, &vs)?;
-    let plan = crate::verify::Plan { samples: args.samples.max(1), seed: args.seed };
-    let (inputs, _) = crate::verify::inputs_for(&settings.vocab, settings.max_seq_len, &plan);
+    let options = crate::VerifyOptions { samples: args.samples.max(1), seed: args.seed };
     let seq = |v: &[Value]| -> Result<serde_json::Value> {
         Ok(serde_json::Value::Array(v.iter().map(value_to_json).collect::<Result<_>>()?))
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for input in &inputs {
-        let trace = evaluate(&tabulated, input, settings.causal)?;
-        let line = serde_json::json!({"input": seq(input)?, "output": seq(trace.output())?});
+    for (input, output) in p.reference_io(settings, &options)? {
+        let line = serde_json::json!({"input": seq(&input)?, "output": seq(&output)?});
         if writeln!(out, "{line}").is_err() {
             return Ok(()); // the reader closed the pipe
         }

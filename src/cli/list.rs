@@ -1,7 +1,6 @@
 //! `tracr-opt list`: the bundled programs.
 
 use crate::diagnostic::Result;
-use crate::lang::load::load_source;
 use crate::library::{self, PROGRAMS};
 use crate::value::Value;
 use clap::Args;
@@ -22,7 +21,7 @@ pub fn run(args: ListArgs) -> Result<()> {
     }
     let width = PROGRAMS.iter().map(|b| b.name.len()).max().unwrap_or(0);
     for b in PROGRAMS {
-        let p = load_source(library::source_file(b), None)?;
+        let p = crate::Program::load(b.name)?;
         let s = p.settings.as_ref().expect("bundled programs declare settings");
         let vocab: Vec<String> = s.vocab.iter().map(Value::display).collect();
         println!("{:width$}  {}  [vocab {{{}}}, max_seq_len {}]", b.name, b.summary, vocab.join(","), s.max_seq_len);
