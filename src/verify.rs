@@ -53,6 +53,19 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.mismatches == 0
     }
+
+    /// The figures as JSON (`inputs`, `exhaustive`, `mismatches`,
+    /// `max_abs_error`, `max_diff_from_unoptimised`): the `verified` object of
+    /// `compile --json`, which `verify --json` and the Python package extend.
+    pub fn summary_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "inputs": self.inputs,
+            "exhaustive": self.exhaustive,
+            "mismatches": self.mismatches,
+            "max_abs_error": self.max_abs_error,
+            "max_diff_from_unoptimised": self.max_diff_from_unoptimised,
+        })
+    }
 }
 
 /// Which inputs to check (also [`crate::VerifyOptions`]).

@@ -180,15 +180,9 @@ impl NativeModel {
                     }))
                 })
                 .collect::<tracr_opt::Result<Vec<_>>>()?;
-            Ok(serde_json::json!({
-                "inputs": r.inputs,
-                "exhaustive": r.exhaustive,
-                "mismatches": r.mismatches,
-                "max_abs_error": r.max_abs_error,
-                "max_diff_from_unoptimised": r.max_diff_from_unoptimised,
-                "examples": examples,
-            })
-            .to_string())
+            let mut j = r.summary_json();
+            j["examples"] = examples.into();
+            Ok(j.to_string())
         })
     }
 

@@ -64,18 +64,10 @@ pub fn run(args: VerifyCmdArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "program": p.name,
-                "inputs": r.inputs,
-                "exhaustive": r.exhaustive,
-                "mismatches": r.mismatches,
-                "max_abs_error": r.max_abs_error,
-                "max_diff_from_unoptimised": r.max_diff_from_unoptimised,
-                "examples": examples,
-            })
-        );
+        let mut j = serde_json::json!({ "program": p.name });
+        j.as_object_mut().unwrap().extend(r.summary_json().as_object().unwrap().clone());
+        j["examples"] = examples.into();
+        println!("{j}");
     } else {
         println!("{}", describe(&r));
     }
