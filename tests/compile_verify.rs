@@ -5,10 +5,8 @@
 mod common;
 
 use common::bundled;
-use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::{compile, Options};
 use tracr_opt::library::PROGRAMS;
-use tracr_opt::verify::{inputs_for, verify, Plan};
+use tracr_opt::{compile, AllocatorKind, CompileOptions, VerifyOptions};
 
 #[test]
 fn every_bundled_program_verifies_exhaustively() {
@@ -18,12 +16,16 @@ fn every_bundled_program_verifies_exhaustively() {
         for (causal, optimised) in [(false, false), (true, false), (false, true), (true, true)] {
             let mut s = p.settings.clone().unwrap();
             s.causal = causal;
-            let options = if optimised { Options::default() } else { Options::none() };
-            let c = compile(&p, &s, &Heuristic, &options)
+            // Tracr's allocation both ways, so that only the passes differ
+            let options = if optimised {
+                CompileOptions { allocator: AllocatorKind::Heuristic, ..CompileOptions::default() }
+            } else {
+                CompileOptions::baseline()
+            };
+            let c = compile(&p, &s, &options)
                 .unwrap_or_else(|e| panic!("{} (causal={causal}, optimised={optimised}): {e}", b.name));
-            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
-            assert!(exhaustive, "{}: default settings are small enough to check every input", b.name);
-            let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
+            let r = c.verify(&VerifyOptions::default()).unwrap();
+            assert!(r.exhaustive, "{}: default settings are small enough to check every input", b.name);
             eprintln!(
                 "{:18} causal={causal:5} optimised={optimised:5} inputs={:6} mismatches={} max_err={:.1e} min_margin={:.3}",
                 b.name, r.inputs, r.mismatches, r.max_abs_error, r.min_margin

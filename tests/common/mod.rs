@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use serde_json::Value as Json;
-use tracr_opt::lang::load::load_source;
 use tracr_opt::library;
 use tracr_opt::rasp::json::value_from_json;
 use tracr_opt::rasp::Program;
@@ -18,9 +17,10 @@ pub fn values(j: &Json) -> Vec<Value> {
     j.as_array().expect("array").iter().map(|v| value_from_json(v).expect("value")).collect()
 }
 
+/// A bundled program, through the public API.
 pub fn bundled(name: &str) -> Program {
-    let b = library::find(name).unwrap_or_else(|| panic!("no bundled program {name}"));
-    load_source(library::source_file(b), None).unwrap_or_else(|e| panic!("{name} fails to load:\n{e}"))
+    assert!(library::find(name).is_some(), "no bundled program {name}");
+    Program::load(name).unwrap_or_else(|e| panic!("{name} fails to load:\n{e}"))
 }
 
 /// The bundled program that reimplements a reference entry.
