@@ -139,20 +139,31 @@ fn dtype(name: &str) -> tracr_opt::Result<DType> {
 
 /// A compiled (or loaded) model, with what the compiler knew about it.
 #[pyclass(module = "tracr_opt._native", frozen)]
-struct NativeModel {
-    model: Model,
-    /// Present for a model compiled in this process: the interpreter's
-    /// program and the unoptimised reference, for verification.
-    compiled: Option<Box<Compiled>>,
+struct NativeModel(Inner);
+
+enum Inner {
+    /// Compiled in this process: with the interpreter's program and the
+    /// unoptimised reference, for verification.
+    Compiled(Box<Compiled>),
+    /// Read from a model directory: weights and metadata only.
+    Loaded(Model),
 }
 
 impl NativeModel {
+    fn model(&self) -> &Model {
+        match &self.0 {
+            Inner::Compiled(c) => &c.model,
+            Inner::Loaded(m) => m,
+        }
+    }
+
     fn compiled(&self) -> tracr_opt::Result<&Compiled> {
-        self.compiled.as_deref().ok_or_else(|| {
-            tracr_opt::Error::usage(
+        match &self.0 {
+            Inner::Compiled(c) => Ok(c),
+            Inner::Loaded(_) => Err(tracr_opt::Error::usage(
                 "a model loaded from a directory carries no program to check against: compile it to verify it",
-            )
-        })
+            )),
+        }
     }
 }
 
@@ -188,23 +199,23 @@ impl NativeModel {
 
     /// Writes the model directory, as `tracr-opt compile --out` does.
     fn save(&self, py: Python<'_>, dir: String, dtype_name: String) -> PyResult<()> {
-        guarded(py, || self.model.save(Path::new(&dir), dtype(&dtype_name)?))
+        guarded(py, || self.model().save(Path::new(&dir), dtype(&dtype_name)?))
     }
 
     /// config.json's object (HookedTransformerConfig fields) as JSON.
     fn config_json(&self) -> String {
-        tracr_opt::model::io::hooked_config(&self.model.config).to_string()
+        tracr_opt::model::io::hooked_config(&self.model().config).to_string()
     }
 
     /// tracr_opt.json's object as JSON.
     fn meta_json(&self, py: Python<'_>) -> PyResult<String> {
-        guarded(py, || serde_json::to_string(&self.model.meta).map_err(|e| tracr_opt::Error::internal(e.to_string())))
+        guarded(py, || serde_json::to_string(&self.model().meta).map_err(|e| tracr_opt::Error::internal(e.to_string())))
     }
 
     /// Every tensor by TransformerLens name: (name, shape, little-endian f64 bytes).
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Vec<usize>, Bound<'py, PyBytes>)>> {
         let raw = guarded(py, || {
-            Ok(tracr_opt::model::io::tensors(&self.model)
+            Ok(tracr_opt::model::io::tensors(self.model())
                 .into_iter()
                 .map(|(k, a)| {
                     let bytes: Vec<u8> = a.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -219,7 +230,7 @@ impl NativeModel {
     fn apply(&self, py: Python<'_>, input_json: String) -> PyResult<String> {
         guarded(py, || {
             let input = values_from(&input_json, "the input")?;
-            values_to(&self.model.apply(&input)?)
+            values_to(&self.model().apply(&input)?)
         })
     }
 
@@ -227,7 +238,7 @@ impl NativeModel {
     fn logits<'py>(&self, py: Python<'py>, input_json: String) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
         let (bytes, rows, cols) = guarded(py, || {
             let input = values_from(&input_json, "the input")?;
-            let runner = self.model.runner()?;
+            let runner = self.model().runner()?;
             let logits = runner.logits(&runner.encode(&input)?);
             let (r, c) = logits.dim();
             Ok((logits.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), r, c))
@@ -253,7 +264,7 @@ impl NativeModel {
         guarded(py, || {
             let c = self.compiled()?;
             let input = values_from(&input_json, "the input")?;
-            values_to(&c.tabulated.evaluate(&input, self.model.config.causal)?)
+            values_to(&c.tabulated.evaluate(&input, self.model().config.causal)?)
         })
     }
 }
@@ -284,14 +295,14 @@ fn compile(
         let settings = program.settings_with(vocab, max_seq_len, causal)?;
         let options: Options = serde_json::from_str(&options_json).map_err(|e| json_err("compile options", e))?;
         let compiled = tracr_opt::compile(&program, &settings, &options.compile_options()?)?;
-        Ok(NativeModel { model: compiled.model.clone(), compiled: Some(Box::new(compiled)) })
+        Ok(NativeModel(Inner::Compiled(Box::new(compiled))))
     })
 }
 
 /// Loads a model directory.
 #[pyfunction]
 fn load(py: Python<'_>, dir: String) -> PyResult<NativeModel> {
-    guarded(py, || Ok(NativeModel { model: Model::load(Path::new(&dir))?, compiled: None }))
+    guarded(py, || Ok(NativeModel(Inner::Loaded(Model::load(Path::new(&dir))?))))
 }
 
 /// The bundled programs: (name, description) pairs.
