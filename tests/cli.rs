@@ -264,3 +264,19 @@ fn compile_json_reports_the_residual_width_and_its_lower_bound() {
     assert_eq!(code, 1);
     assert!(err.contains("--minimise width needs residual sharing"), "{err}");
 }
+
+#[test]
+fn negative_numbers_are_input_values_not_flags() {
+    let dir = scratch("negative");
+    let prog = dir.join("neg.rasp");
+    std::fs::write(&prog, "y = Map(lambda x: -x, tokens)\ncompile(y, vocab={-4, 2, 3}, max_seq_len=3)\n").unwrap();
+    let (code, out, err) = tracr_opt(&["eval", prog.to_str().unwrap(), "--input", "-4 2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[4, -2]");
+    let model = dir.join("m");
+    let (code, _, err) = tracr_opt(&["compile", prog.to_str().unwrap(), "--out", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tracr_opt(&["run", model.to_str().unwrap(), "--input", "-4 3 -4"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[4, -3, 4]");
+}

@@ -10,8 +10,8 @@ use clap::Args;
 pub struct EvalArgs {
     #[command(flatten)]
     pub program: ProgramArgs,
-    /// The input: tokens separated by spaces, e.g. "a b c".
-    #[arg(long, required_unless_present = "all_inputs", conflicts_with = "all_inputs")]
+    /// The input: tokens separated by spaces, e.g. "a b c" (or "-4 2").
+    #[arg(long, required_unless_present = "all_inputs", conflicts_with = "all_inputs", allow_hyphen_values = true)]
     pub input: Option<String>,
     /// Evaluate every input of every length (a seeded sample of --samples
     /// when there are more than 100 000) and print one JSON line each:

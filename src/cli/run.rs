@@ -11,8 +11,8 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// A model directory written by `tracr-opt compile --out DIR`.
     pub model: PathBuf,
-    /// The input: tokens separated by spaces, e.g. "a b c".
-    #[arg(long)]
+    /// The input: tokens separated by spaces, e.g. "a b c" (or "-4 2").
+    #[arg(long, allow_hyphen_values = true)]
     pub input: String,
     /// Also print the raw output value at each position.
     #[arg(long)]
