@@ -26,6 +26,32 @@ use std::sync::Arc;
 /// limit is a typo, and `Duration` cannot hold infinite seconds.
 pub const MAX_TIME_LIMIT_SECS: f64 = 86_400.0;
 
+/// The longest max_seq_len accepted: `indices` takes one value per position,
+/// and no value set may exceed [`crate::rasp::valueset::MAX_VALUE_SET`].
+/// Checked before anything is built.
+pub const MAX_SEQ_LEN: usize = crate::rasp::valueset::MAX_VALUE_SET;
+
+/// The most random inputs verification draws (each is held in memory).
+pub const MAX_SAMPLES: usize = 1_000_000;
+
+/// Refuses settings no model can be built for, before anything is allocated.
+fn check_settings(settings: &Settings) -> Result<()> {
+    if settings.max_seq_len == 0 {
+        return Err(Error::usage("--max-seq-len must be at least 1"));
+    }
+    if settings.max_seq_len > MAX_SEQ_LEN {
+        return Err(Error::usage(format!(
+            "max_seq_len {} is over the limit of {MAX_SEQ_LEN} (indices would take more values than any value set may)",
+            settings.max_seq_len
+        )));
+    }
+    if settings.vocab.is_empty() {
+        return Err(Error::usage("--vocab is empty"));
+    }
+    Ok(())
+}
+
+
 impl Program {
     /// Loads a program from a bundled name (see [`crate::library::PROGRAMS`]),
     /// a `.rasp` file or a `.json` file, with the output its text declares.
@@ -63,6 +89,7 @@ impl Program {
     /// [`crate::verify::EXHAUSTIVE_LIMIT`], else a seeded sample. Functions
     /// are tabulated first, so this is fast.
     pub fn reference_io(&self, settings: &Settings, options: &VerifyOptions) -> Result<Vec<IoPair>> {
+        check_settings(settings)?;
         let vs = crate::rasp::valueset::infer(self, &settings.vocab, settings.max_seq_len)?;
         let tabulated = crate::rasp::valueset::tabulate(self, &vs)?;
         io_pairs(&tabulated, settings, options)
@@ -86,16 +113,13 @@ impl Program {
         };
         vocab.sort();
         vocab.dedup();
-        if vocab.is_empty() {
-            return Err(Error::usage("--vocab is empty"));
-        }
-        let max_seq_len = match max_seq_len.or(own.map(|s| s.max_seq_len)) {
-            Some(0) => return Err(Error::usage("--max-seq-len must be at least 1")),
-            Some(n) => n,
-            None => return Err(Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.name))),
-        };
+        let max_seq_len = max_seq_len.or(own.map(|s| s.max_seq_len)).ok_or_else(|| {
+            Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.name))
+        })?;
         let causal = causal.or(own.map(|s| s.causal)).unwrap_or(false);
-        Ok(Settings { vocab, max_seq_len, causal })
+        let settings = Settings { vocab, max_seq_len, causal };
+        check_settings(&settings)?;
+        Ok(settings)
     }
 
     /// Runs the program in the RASP interpreter (the ground truth) on one
@@ -109,9 +133,7 @@ impl Program {
 pub type IoPair = (Vec<Value>, Vec<Value>);
 
 fn io_pairs(tabulated: &Program, settings: &Settings, options: &VerifyOptions) -> Result<Vec<IoPair>> {
-    if options.samples == 0 {
-        return Err(Error::usage("--samples must be at least 1"));
-    }
+    options.check()?;
     let (inputs, _) = crate::verify::inputs_for(&settings.vocab, settings.max_seq_len, options);
     inputs
         .into_iter()
@@ -255,6 +277,7 @@ impl CompileOptions {
 /// Compiles `program` at `settings` into a transformer. The model is not yet
 /// verified: call [`Compiled::verify`].
 pub fn compile(program: &Program, settings: &Settings, options: &CompileOptions) -> Result<Compiled> {
+    check_settings(settings)?;
     let allocator = options.allocator()?;
     crate::compiler::compile(program, settings, allocator.as_ref(), &options.passes())
 }
@@ -266,6 +289,19 @@ pub type VerifyOptions = Plan;
 impl Default for Plan {
     fn default() -> Plan {
         Plan { samples: 2000, seed: 0 }
+    }
+}
+
+impl Plan {
+    /// Refuses a sample size of 0 or beyond [`MAX_SAMPLES`] (before anything is drawn).
+    pub fn check(&self) -> Result<()> {
+        if self.samples == 0 {
+            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
+        }
+        if self.samples > MAX_SAMPLES {
+            return Err(Error::usage(format!("--samples {} is over the limit of {MAX_SAMPLES}", self.samples)));
+        }
+        Ok(())
     }
 }
 
@@ -391,9 +427,7 @@ impl Model {
         options: &VerifyOptions,
         reference: Option<&Model>,
     ) -> Result<Report> {
-        if options.samples == 0 {
-            return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
-        }
+        options.check()?;
         let vocab = self.vocab()?;
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, self.config.n_ctx - 1, options);
         let mut report = crate::verify::verify(self, program, &inputs, exhaustive);

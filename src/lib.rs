@@ -66,7 +66,9 @@ pub mod rasp;
 pub mod value;
 pub mod verify;
 
-pub use api::{compile, AllocatorKind, CompileOptions, IoPair, VerifyOptions, MAX_TIME_LIMIT_SECS};
+pub use api::{
+    compile, AllocatorKind, CompileOptions, IoPair, VerifyOptions, MAX_SAMPLES, MAX_SEQ_LEN, MAX_TIME_LIMIT_SECS,
+};
 pub use compiler::alloc::ilp::Objective;
 pub use compiler::Compiled;
 pub use diagnostic::{Error, Result};

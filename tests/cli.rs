@@ -280,3 +280,19 @@ fn negative_numbers_are_input_values_not_flags() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "[4, -3, 4]");
 }
+
+#[test]
+fn settings_beyond_the_limits_are_refused_before_anything_is_built() {
+    for (args, needle) in [
+        (&["compile", "reverse", "--max-seq-len", "9223372036854775807"][..], "over the limit of 100000"),
+        (&["compile", "reverse", "--max-seq-len", "2147483648"][..], "over the limit of 100000"),
+        (&["verify", "reverse", "--samples", "1000000000"][..], "--samples 1000000000 is over the limit of 1000000"),
+        (&["compile", "reverse", "--time-limit", "inf"][..], "--time-limit must be a positive number of seconds"),
+        (&["compile", "reverse", "--time-limit", "1e300"][..], "--time-limit must be a positive number of seconds"),
+    ] {
+        let (code, _, err) = tracr_opt(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("internal error") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -52,9 +52,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     };
     let options = args.model.options()?;
     let plan = args.verify.options();
-    if plan.samples == 0 {
-        return Err(Error::usage("--samples must be at least 1 (use --no-verify to skip verification)"));
-    }
+    plan.check()?;
     let mut rows = Vec::new();
     for name in &names {
         let p = Program::load(name)?;
