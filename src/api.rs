@@ -51,7 +51,6 @@ fn check_settings(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-
 impl Program {
     /// Loads a program from a bundled name (see [`crate::library::PROGRAMS`]),
     /// a `.rasp` file or a `.json` file, with the output its text declares.
@@ -113,9 +112,9 @@ impl Program {
         };
         vocab.sort();
         vocab.dedup();
-        let max_seq_len = max_seq_len.or(own.map(|s| s.max_seq_len)).ok_or_else(|| {
-            Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.name))
-        })?;
+        let max_seq_len = max_seq_len
+            .or(own.map(|s| s.max_seq_len))
+            .ok_or_else(|| Error::usage(format!("{} declares no max_seq_len: pass --max-seq-len", self.name)))?;
         let causal = causal.or(own.map(|s| s.causal)).unwrap_or(false);
         let settings = Settings { vocab, max_seq_len, causal };
         check_settings(&settings)?;
