@@ -50,3 +50,21 @@ fn bad_json_names_the_problem() {
         "nodes": [{"label": "t", "op": "tokens"}, {"label": "s", "op": "selector_width", "selector": "t"}]}"#;
     assert!(from_json(doc, "p.json").unwrap_err().to_string().contains("input 't' must be a selector"));
 }
+
+#[test]
+fn a_table_with_two_results_for_one_input_is_refused() {
+    let doc = |rows: &str| {
+        format!(
+            r#"{{"format": "tracr-opt-program", "version": 1, "name": "p", "output": "m",
+            "nodes": [{{"label": "tokens", "op": "tokens"}},
+                      {{"label": "m", "op": "map", "input": "tokens", "table": [{rows}]}}]}}"#
+        )
+    };
+    let e = from_json(&doc(r#"["a", 1], ["b", 2], ["a", 3]"#), "p.json").unwrap_err().to_string();
+    assert!(
+        e.contains("p.json: node 1 ('m'): the table has two rows for ('a') with different results, 1 and 3"),
+        "{e}"
+    );
+    // the same row twice says nothing new: accepted
+    assert!(from_json(&doc(r#"["a", 1], ["b", 2], ["a", 1]"#), "p.json").is_ok());
+}

@@ -311,7 +311,21 @@ pub fn from_json(text: &str, origin: &str) -> Result<Program> {
                     )));
                 }
                 let vals: Vec<Value> = row.iter().map(value_from_json).collect::<Result<_>>()?;
-                t.insert(vals[..arity].to_vec(), vals[arity].clone());
+                let (args, out) = (&vals[..arity], &vals[arity]);
+                // a repeated row must agree: two results for one input is a
+                // broken table, not something to settle by order
+                if let Some(earlier) = t.entries.get(args) {
+                    if earlier != out {
+                        let shown: Vec<String> = args.iter().map(Value::repr).collect();
+                        return Err(bad(format!(
+                            "{here}: the table has two rows for ({}) with different results, {} and {}",
+                            shown.join(", "),
+                            earlier.repr(),
+                            out.repr()
+                        )));
+                    }
+                }
+                t.insert(args.to_vec(), out.clone());
             }
             Ok(Func::Table(Arc::new(t)))
         };
