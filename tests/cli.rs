@@ -296,3 +296,54 @@ fn settings_beyond_the_limits_are_refused_before_anything_is_built() {
         assert!(!err.contains("internal error") && !err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn writes_never_replace_links_or_special_files() {
+    let dir = scratch("special");
+    let target = dir.join("target.json");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (code, _, err) = tracr_opt(&["convert", "reverse", "-o", link.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("it is a symbolic link"), "{err}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let hard = dir.join("hard.json");
+    std::fs::hard_link(&target, &hard).unwrap();
+    let (code, _, err) = tracr_opt(&["convert", "reverse", "-o", hard.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("other hard links"), "{err}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    let (code, _, err) = tracr_opt(&["convert", "reverse", "-o", "/dev/null"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // `-` is standard output; a plain file is replaced
+    let (code, out, _) = tracr_opt(&["convert", "reverse", "-o", "-"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"format\": \"tracr-opt-program\""), "{out}");
+    let plain = dir.join("plain.json");
+    std::fs::write(&plain, "old").unwrap();
+    assert_eq!(tracr_opt(&["convert", "reverse", "-o", plain.to_str().unwrap()]).0, 0);
+    assert!(std::fs::read_to_string(&plain).unwrap().contains("tracr-opt-program"));
+}
+
+#[test]
+fn run_refuses_metadata_that_does_not_fit_the_weights() {
+    let dir = scratch("inconsistent");
+    let model = dir.join("m");
+    assert_eq!(tracr_opt(&["compile", "reverse", "--out", model.to_str().unwrap()]).0, 0);
+    let meta_path = model.join("tracr_opt.json");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    for (what, edit, needle) in [
+        ("no output values", ("output", serde_json::json!({"kind": "categorical", "values": []})), "d_vocab_out"),
+        ("a token short", ("tokens", serde_json::json!(["BOS", "PAD", "a", "b"])), "d_vocab"),
+        ("labels missing", ("residual_labels", serde_json::json!([])), "residual labels"),
+    ] {
+        let mut m = meta.clone();
+        m[edit.0] = edit.1;
+        std::fs::write(&meta_path, serde_json::to_string(&m).unwrap()).unwrap();
+        let (code, out, err) = tracr_opt(&["run", model.to_str().unwrap(), "--input", "a b"]);
+        assert_eq!(code, 1, "{what}: {out}{err}");
+        assert!(err.contains("inconsistent model directory") && err.contains(needle), "{what}: {err}");
+    }
+}

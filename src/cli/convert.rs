@@ -18,7 +18,9 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     pub to: Target,
-    /// Write here instead of standard output.
+    /// Write here instead of standard output (`-`: standard output). An
+    /// existing file is replaced atomically; a symlink, FIFO, device or
+    /// hard-linked file is refused.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -30,13 +32,13 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         Target::Json => p.to_json(&settings)?,
     };
     match args.out {
-        Some(path) => {
+        Some(path) if path.as_os_str() != "-" => {
             if path.is_dir() {
                 return Err(Error::usage(format!("{} is a directory", path.display())));
             }
             write_atomic(&path, text.as_bytes())
         }
-        None => {
+        _ => {
             print!("{text}");
             Ok(())
         }

@@ -172,6 +172,49 @@ pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
     r
 }
 
+/// Refuses metadata that does not fit the weights' shapes: a model run with
+/// it would decode wrong answers without a word.
+fn check_meta(dir: &Path, c: &Config, meta: &Meta) -> Result<()> {
+    let bad = |what: String| Err(Error::usage(format!("{}: inconsistent model directory: {what}", dir.display())));
+    if meta.tokens.len() != c.d_vocab {
+        return bad(format!(
+            "tracr_opt.json lists {} tokens but config.json has d_vocab {}",
+            meta.tokens.len(),
+            c.d_vocab
+        ));
+    }
+    if meta.bos_id >= c.d_vocab || meta.pad_id >= c.d_vocab || meta.bos_id == meta.pad_id {
+        return bad(format!(
+            "bos_id {} and pad_id {} must be distinct token ids below {}",
+            meta.bos_id, meta.pad_id, c.d_vocab
+        ));
+    }
+    let outputs = match &meta.output {
+        super::Decoder::Categorical { values } => values.len(),
+        super::Decoder::Numerical => 1,
+    };
+    if outputs != c.d_vocab_out {
+        return bad(format!(
+            "the output decoder has {outputs} column(s) but the unembedding has d_vocab_out {}",
+            c.d_vocab_out
+        ));
+    }
+    if meta.residual_labels.len() != c.d_model {
+        return bad(format!("{} residual labels for d_model {}", meta.residual_labels.len(), c.d_model));
+    }
+    if meta.layers.len() != c.n_layers {
+        return bad(format!(
+            "tracr_opt.json describes {} layers, config.json has n_layers {}",
+            meta.layers.len(),
+            c.n_layers
+        ));
+    }
+    if c.n_ctx == 0 {
+        return bad("n_ctx is 0".into());
+    }
+    Ok(())
+}
+
 fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
     std::fs::read(dir.join(file)).map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.join(file).display())))
 }
@@ -199,6 +242,7 @@ pub fn load(dir: &Path) -> Result<Model> {
         d_vocab_out: field("d_vocab_out")?,
         causal: cfg["attention_dir"] == "causal",
     };
+    check_meta(dir, &config, &meta)?;
     let bytes = read(dir, "model.safetensors")?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::usage(format!("{}: invalid model.safetensors: {e}", dir.display())))?;
