@@ -427,12 +427,14 @@ impl Model {
         reference: Option<&Model>,
     ) -> Result<Report> {
         options.check()?;
+        let started = std::time::Instant::now();
         let vocab = self.vocab()?;
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, self.config.n_ctx - 1, options);
         let mut report = crate::verify::verify(self, program, &inputs, exhaustive);
         if let Some(r) = reference {
             report.max_diff_from_unoptimised = Some(crate::verify::max_logit_difference(self, r, &inputs)?);
         }
+        report.ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(report)
     }
 }

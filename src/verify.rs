@@ -46,6 +46,8 @@ pub struct Report {
     /// Largest |logit difference| from the unoptimised model on the same
     /// inputs, when it was compared.
     pub max_diff_from_unoptimised: Option<f64>,
+    /// Wall time of the check in milliseconds (the logit comparison included).
+    pub ms: f64,
 }
 
 impl Report {
@@ -64,6 +66,7 @@ impl Report {
             "mismatches": self.mismatches,
             "max_abs_error": self.max_abs_error,
             "max_diff_from_unoptimised": self.max_diff_from_unoptimised,
+            "verify_ms": self.ms,
         })
     }
 }

@@ -347,3 +347,16 @@ fn run_refuses_metadata_that_does_not_fit_the_weights() {
         assert!(err.contains("inconsistent model directory") && err.contains(needle), "{what}: {err}");
     }
 }
+
+#[test]
+fn compile_reports_verification_time_and_says_what_its_figures_mean() {
+    let (code, out, _) = tracr_opt(&["compile", "reverse", "--json"]);
+    assert_eq!(code, 0);
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let verify_ms = j["verified"]["verify_ms"].as_f64().expect("verify_ms");
+    assert!(verify_ms > 0.0 && j["compile_ms"].as_f64().unwrap() > 0.0);
+    let (_, text, _) = tracr_opt(&["compile", "reverse"]);
+    assert!(text.contains("without residual sharing") && text.contains("MLP neurons only erase dead s-ops"), "{text}");
+    assert!(text.contains("(head dimensions W_QK and W_OV use)") && text.contains("reverse[qk 6, ov 3]"), "{text}");
+    assert!(text.contains("verified in "), "{text}");
+}

@@ -111,10 +111,14 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
         c.d_model,
         match &m.meta.residual {
             Some(r) if r.shared => format!(
-                " (lower bound {}, {} unshared; {} erase neurons)",
+                " (no layout of this allocation is narrower than {}; {} without residual sharing; \
+                 {} MLP neurons only erase dead s-ops)",
                 r.d_model_lower_bound, r.d_model_unshared, r.erase_neurons
             ),
-            Some(r) => format!(" (unshared; sharing's lower bound {})", r.d_model_lower_bound),
+            Some(r) => format!(
+                " (one dimension per direction; residual sharing could reach {})",
+                r.d_model_lower_bound
+            ),
             None => String::new(),
         },
         c.n_heads,
@@ -124,9 +128,10 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
         m.nonzero_params(),
         compile_ms
     );
+    s.push_str("  per layer: each head as s-op[qk rank, ov rank] (head dimensions W_QK and W_OV use), each MLP block as s-op[neurons]\n");
     for (l, info) in m.meta.layers.iter().enumerate() {
         let heads: Vec<String> =
-            info.heads.iter().map(|h| format!("{}[qk {} ov {}]", h.node, h.qk_rank, h.ov_rank)).collect();
+            info.heads.iter().map(|h| format!("{}[qk {}, ov {}]", h.node, h.qk_rank, h.ov_rank)).collect();
         let mlps: Vec<String> = info.mlps.iter().map(|x| format!("{}[{}]", x.node, x.hidden)).collect();
         s.push_str(&format!(
             "  L{l}: attn {:28} mlp {}\n",
@@ -136,7 +141,8 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
     }
     match report {
         Some(r) => s.push_str(&format!(
-            "  verified: {} inputs ({}), 0 mismatches{}{}\n",
+            "  verified in {:.1} ms: {} inputs ({}), 0 mismatches{}{}\n",
+            r.ms,
             r.inputs,
             if r.exhaustive { "every input" } else { "sampled" },
             if r.max_abs_error > 0.0 {
