@@ -360,3 +360,31 @@ fn compile_reports_verification_time_and_says_what_its_figures_mean() {
     assert!(text.contains("(head dimensions W_QK and W_OV use)") && text.contains("reverse[qk 6, ov 3]"), "{text}");
     assert!(text.contains("verified in "), "{text}");
 }
+
+#[test]
+fn run_labels_its_logits_and_speaks_json() {
+    let dir = scratch("run-json");
+    let model = dir.join("m");
+    assert_eq!(tracr_opt(&["compile", "sort", "--out", model.to_str().unwrap()]).0, 0);
+    let (code, out, err) = tracr_opt(&["run", model.to_str().unwrap(), "--input", "3 1 2", "--json", "--logits"]);
+    assert_eq!(code, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["output"], serde_json::json!([1, 2, 3]));
+    assert_eq!(j["logit_columns"], serde_json::json!(["1", "2", "3"]));
+    assert_eq!(j["logits"].as_array().unwrap().len(), 4, "BOS and three tokens");
+    let (_, text, _) = tracr_opt(&["run", model.to_str().unwrap(), "--input", "3 1 2", "--logits"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "[1, 2, 3]");
+    assert!(lines[1].starts_with("token") && lines[1].trim_end().ends_with('3'), "{text}");
+    assert!(lines[2].starts_with("BOS") && lines[3].starts_with('3'), "{text}");
+}
+
+#[test]
+fn compare_takes_causal_as_a_value_like_the_other_commands() {
+    for causal in ["true", "false"] {
+        let (code, out, err) = tracr_opt(&["compare", "length", "--causal", causal, "--format", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(rows[0]["causal"], serde_json::json!(causal == "true"), "{out}");
+    }
+}

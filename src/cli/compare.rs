@@ -22,9 +22,11 @@ pub struct CompareArgs {
     pub programs: Vec<String>,
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
-    /// Compile every program causal (default: each program's own setting).
-    #[arg(long)]
-    pub causal: bool,
+    /// Compile every program causal (`--causal`, `--causal true`) or
+    /// bidirectional (`--causal false`), as the other commands take it
+    /// [default: each program's own setting].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub causal: Option<bool>,
     /// How to build the optimised model (the baseline is always Tracr's
     /// heuristic with no optimisation).
     #[command(flatten)]
@@ -60,7 +62,9 @@ pub fn run(args: CompareArgs) -> Result<()> {
             .settings
             .clone()
             .ok_or_else(|| Error::usage(format!("{name} declares no compile(...) settings to compare at")))?;
-        settings.causal |= args.causal;
+        if let Some(causal) = args.causal {
+            settings.causal = causal;
+        }
         let bundled = library::find(name);
         let row = compare(&p, &settings, bundled, &options, if args.no_verify { None } else { Some(&plan) })
             .map_err(|e| e.context(&format!("comparing {name}")))?;
