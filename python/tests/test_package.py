@@ -103,7 +103,7 @@ def test_compile_takes_names_paths_and_text(tmp_path):
     ("reverse", [], {}),
     ("sort", ["--dtype", "f64"], {"dtype": "float64"}),
     ("shuffle_dyck", ["--no-share-residual", "--minimise", "layers,params"],
-     {"share_residual": False, "minimise": "layers,params"}),
+     {"share_residual": False, "minimise": ["layers", "params"]}),
     ("frac_prevs", ["--allocator", "heuristic", "--no-factorise", "--no-rewrites"],
      {"allocator": "heuristic", "factorise": False, "rewrites": False}),
     ("composite_select", ["--no-fuse", "--no-share-heads"], {"fuse": False, "share_heads": False}),
@@ -164,6 +164,7 @@ def test_bad_program_text_names_the_place():
            lambda: tracr_opt.compile("x = Map(lambda x: 1 // x, tokens)\ncompile(x, vocab={0, 1}, max_seq_len=2)\n"),
            "<text>:1:", "'x'", "ZeroDivisionError", "input value 0")
     raises(tracr_opt.UsageError, lambda: tracr_opt.compile("no_such_program.rasp"), "cannot read no_such_program.rasp")
+    raises(tracr_opt.UsageError, lambda: tracr_opt.compile(rasp.tokens), "use compile_rasp_to_model")
 
 
 def test_raising_tracr_function_names_the_node_and_value():

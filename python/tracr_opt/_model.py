@@ -52,9 +52,12 @@ def _options(options):
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"unknown compile option(s) {', '.join(unknown)}; the options are {', '.join(OPTIONS)}")
+    options = dict(options)
     for k, v in options.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise UsageError(f"{k} must be a finite number, not {v!r}")
+    if isinstance(options.get("minimise"), (list, tuple)):  # ["layers", "params"] as well as "layers,params"
+        options["minimise"] = ",".join(options["minimise"])
     return json.dumps({k: os.fspath(v) if isinstance(v, os.PathLike) else v
                        for k, v in options.items() if v is not None})
 
@@ -265,6 +268,10 @@ def _verify_or_raise(native, verify, samples, seed):
 def _is_spec(source):
     if isinstance(source, os.PathLike):
         return True
+    if not isinstance(source, str):
+        hint = " (for a Tracr RASP program use compile_rasp_to_model)" if hasattr(source, "label") else ""
+        raise UsageError(f"the source must be a bundled program's name, a path or .rasp text, "
+                         f"not {type(source).__name__}{hint}")
     if "\n" in source:
         return False
     return (source.endswith((".rasp", ".json")) or os.path.exists(source)
