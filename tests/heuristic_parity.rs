@@ -61,3 +61,27 @@ fn heuristic_shapes_equal_tracr() {
         }
     }
 }
+
+#[test]
+fn the_one_direction_is_laid_out_only_when_something_reads_it() {
+    // Tracr's residual streams, measured with tracr-pypi's compile_rasp_to_model
+    // at vocab {1, 2, 3}, max_seq_len 5: neither program has `one`
+    // (categorical outputs need no bias), and frac_prevs does (its head reads it)
+    let s = tracr_opt::Settings { vocab: (1..=3).map(tracr_opt::Value::Int).collect(), max_seq_len: 5, causal: false };
+    let cases = [
+        // indices:0-4, map:2-4, tokens:1-3, BOS, PAD
+        ("y = Map(lambda t: t + 1, tokens)", 13),
+        // indices:0-4, map:False/True, tokens:1-3, BOS, PAD
+        ("x = numerical(Map(lambda t: t, tokens))\ny = Map(lambda v: v > 1, x)", 12),
+    ];
+    for (text, tracr_d_model) in cases {
+        let text = format!("{text}\ncompile(y, vocab={{1, 2, 3}}, max_seq_len=5)\n");
+        let p = tracr_opt::Program::from_rasp("p.rasp", &text).unwrap();
+        let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
+        assert_eq!(m.config.d_model, tracr_d_model, "{text}: {:?}", m.meta.residual_labels);
+        assert!(!m.meta.residual_labels.iter().any(|l| l == "one"), "{:?}", m.meta.residual_labels);
+    }
+    let p = tracr_opt::Program::from_rasp("f.rasp", "f = numerical(Aggregate(Select(indices, indices, LEQ), numerical(Map(lambda t: 1 if t == 1 else 0, tokens)), default=0))\ncompile(f, vocab={1, 2, 3}, max_seq_len=5)\n").unwrap();
+    let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
+    assert!(m.meta.residual_labels.iter().any(|l| l == "one"), "{:?}", m.meta.residual_labels);
+}

@@ -197,6 +197,15 @@ impl EraseWith {
     }
 }
 
+/// The directions of Tracr's layout: every lowered direction, except `one`
+/// when no block and not the unembedding reads it (Tracr adds `one` only for
+/// a reader; a program of categorical Maps has none).
+pub(crate) fn unshared_dirs<'a>(lowered: &'a Lowered, uses: &[DirUse]) -> Vec<&'a Dir> {
+    let one = Dir::one();
+    let one_read = uses.iter().any(|u| u.dir == one && (!u.readers.is_empty() || u.output));
+    lowered.dirs.iter().filter(|d| **d != one || one_read).collect()
+}
+
 /// One direction erased by one layer's MLP, so that its dimension can be reused.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Erasure {
@@ -246,17 +255,15 @@ impl Layout {
         let layers = allocation.n_layers();
         let spans: BTreeMap<&Dir, Option<Span>> =
             uses.iter().map(|u| (&u.dir, span(u, &allocation.sublayer, layers))).collect();
-        let occupants: Vec<Vec<Occupant>> = lowered
-            .dirs
-            .iter()
-            .map(|d| vec![Occupant { dir: d.clone(), span: spans.get(d).copied().flatten() }])
-            .collect();
+        let dirs = unshared_dirs(lowered, uses);
+        let occupants: Vec<Vec<Occupant>> =
+            dirs.iter().map(|d| vec![Occupant { dir: (*d).clone(), span: spans.get(d).copied().flatten() }]).collect();
         Layout {
-            column: lowered.dirs.iter().enumerate().map(|(i, d)| (d.clone(), i)).collect(),
+            column: dirs.iter().enumerate().map(|(i, d)| ((*d).clone(), i)).collect(),
             occupants,
             erasures: vec![],
             lower_bound: peaks(uses, &allocation.sublayer, layers).0,
-            unshared_width: lowered.dirs.len(),
+            unshared_width: dirs.len(),
             shared: false,
         }
     }
@@ -315,7 +322,7 @@ impl Layout {
             occupants,
             erasures,
             lower_bound: peaks(uses, sub, layers).0,
-            unshared_width: lowered.dirs.len(),
+            unshared_width: unshared_dirs(lowered, uses).len(),
             shared: true,
         }
     }
