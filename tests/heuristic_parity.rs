@@ -77,7 +77,11 @@ fn the_one_direction_is_laid_out_only_when_something_reads_it() {
     for (text, tracr_d_model) in cases {
         let text = format!("{text}\ncompile(y, vocab={{1, 2, 3}}, max_seq_len=5)\n");
         let p = tracr_opt::Program::from_rasp("p.rasp", &text).unwrap();
-        let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
+        let c = compile(&p, &s, &Heuristic, &Options::none()).unwrap();
+        // without `one` the model is still exact, on every input
+        let r = c.verify(&tracr_opt::VerifyOptions::default()).unwrap();
+        assert!(r.exhaustive && r.ok(), "{text}: {r:?}");
+        let m = c.model;
         assert_eq!(m.config.d_model, tracr_d_model, "{text}: {:?}", m.meta.residual_labels);
         assert!(!m.meta.residual_labels.iter().any(|l| l == "one"), "{:?}", m.meta.residual_labels);
     }
