@@ -146,8 +146,10 @@ pub fn compile(
         lower::OutputDecoder::Categorical(v) => v.len().max(1),
         lower::OutputDecoder::Numerical(_) => 1,
     };
+    let uses = residual::uses(&lowered);
     let costs = alloc::Costs::from_lowered(
         &lowered,
+        &uses,
         settings.vocab.len() + 2,
         settings.max_seq_len + 1,
         out_width,
@@ -156,7 +158,6 @@ pub fn compile(
     let allocation = allocator.allocate(&program, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);
-    let uses = residual::uses(&lowered);
     let layout = if options.share_residual {
         residual::Layout::shared(&lowered, &uses, &allocation)
     } else {

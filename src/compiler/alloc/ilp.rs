@@ -103,10 +103,16 @@ pub struct Costs {
 impl Costs {
     /// At one residual dimension per direction (before sharing), as
     /// `residual::Layout::unshared` lays them out.
-    pub fn from_lowered(lowered: &Lowered, d_vocab: usize, n_ctx: usize, d_vocab_out: usize, shared: bool) -> Costs {
-        let uses = crate::compiler::residual::uses(lowered);
+    pub fn from_lowered(
+        lowered: &Lowered,
+        uses: &[crate::compiler::residual::DirUse],
+        d_vocab: usize,
+        n_ctx: usize,
+        d_vocab_out: usize,
+        shared: bool,
+    ) -> Costs {
         Costs {
-            d_model: crate::compiler::residual::unshared_dirs(lowered, &uses).len() as f64,
+            d_model: crate::compiler::residual::unshared_dirs(lowered, uses).len() as f64,
             shared,
             d_head: lowered.blocks.iter().map(crate::compiler::assemble::head_width).max().unwrap_or(0).max(1) as f64,
             d_vocab: d_vocab as f64,
