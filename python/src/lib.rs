@@ -226,24 +226,30 @@ impl NativeModel {
         Ok(raw.into_iter().map(|(k, s, b)| (k, s, PyBytes::new(py, &b))).collect())
     }
 
-    /// Decoded outputs (no BOS) for one input, both as JSON arrays of values.
-    fn apply(&self, py: Python<'_>, input_json: String) -> PyResult<String> {
-        guarded(py, || {
+    /// One forward pass: the decoded outputs (no BOS) as a JSON array, and
+    /// the logits at every position (BOS first) as (bytes, rows, cols).
+    #[allow(clippy::type_complexity)]
+    fn run<'py>(&self, py: Python<'py>, input_json: String) -> PyResult<(String, Bound<'py, PyBytes>, usize, usize)> {
+        let (outputs, bytes, rows, cols) = guarded(py, || {
+            let model = self.model();
             let input = values_from(&input_json, "the input")?;
-            values_to(&self.model().apply(&input)?)
-        })
-    }
-
-    /// The logits at every position (BOS first): (bytes, rows, cols).
-    fn logits<'py>(&self, py: Python<'py>, input_json: String) -> PyResult<(Bound<'py, PyBytes>, usize, usize)> {
-        let (bytes, rows, cols) = guarded(py, || {
-            let input = values_from(&input_json, "the input")?;
-            let runner = self.model().runner()?;
+            let runner = model.runner()?;
             let logits = runner.logits(&runner.encode(&input)?);
+            let values = model.output_values()?;
+            let columns = match model.meta.output {
+                tracr_opt::model::Decoder::Numerical => None,
+                tracr_opt::model::Decoder::Categorical { .. } => Some(values.as_slice()),
+            };
+            let decoded: Vec<Value> = logits
+                .rows()
+                .into_iter()
+                .skip(1)
+                .map(|row| tracr_opt::model::forward::decode(columns, &row.to_vec()).0)
+                .collect();
             let (r, c) = logits.dim();
-            Ok((logits.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), r, c))
+            Ok((values_to(&decoded)?, logits.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(), r, c))
         })?;
-        Ok((PyBytes::new(py, &bytes), rows, cols))
+        Ok((outputs, PyBytes::new(py, &bytes), rows, cols))
     }
 
     /// (input, interpreter output) pairs on the inputs verification uses, as

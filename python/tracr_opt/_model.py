@@ -214,8 +214,8 @@ class CompiledModel:
         """Runs the model on one input (with or without compiler_bos first) and
         decodes it, as Tracr's `AssembledTransformerModel.apply` does."""
         text = self._input_json(tokens)
-        outputs = [_from_json(v) for v in json.loads(self._native.apply(text))]
-        data, rows, cols = self._native.logits(text)
+        outputs_json, data, rows, cols = self._native.run(text)
+        outputs = [_from_json(v) for v in json.loads(outputs_json)]
         logits = np.frombuffer(data, dtype="<f8").reshape(rows, cols)
         return ApplyOutput([self.compiler_bos] + outputs, logits)
 
