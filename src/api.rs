@@ -189,6 +189,10 @@ pub struct CompileOptions {
     pub share_heads: bool,
     /// Reuse the residual dimensions of dead s-ops.
     pub share_residual: bool,
+    /// Turn the residual basis by the random orthogonal rotation of this
+    /// seed (exact; for tools that assume a privileged basis). None: the
+    /// compiler's basis, one labelled direction per dimension.
+    pub rotate: Option<u64>,
 }
 
 impl Default for CompileOptions {
@@ -207,6 +211,7 @@ impl Default for CompileOptions {
             rule_tables: true,
             share_heads: true,
             share_residual: true,
+            rotate: None,
         }
     }
 }
@@ -278,7 +283,14 @@ impl CompileOptions {
 pub fn compile(program: &Program, settings: &Settings, options: &CompileOptions) -> Result<Compiled> {
     check_settings(settings)?;
     let allocator = options.allocator()?;
-    crate::compiler::compile(program, settings, allocator.as_ref(), &options.passes())
+    let mut compiled = crate::compiler::compile(program, settings, allocator.as_ref(), &options.passes())?;
+    if let Some(seed) = options.rotate {
+        let started = std::time::Instant::now();
+        compiled.model = crate::model::project::rotate(&compiled.model, seed);
+        compiled.model.meta.compile_flags["rotate"] = seed.into();
+        compiled.stage_ms.push(("rotate", started.elapsed().as_secs_f64() * 1e3));
+    }
+    Ok(compiled)
 }
 
 /// How to verify: every input when there are at most

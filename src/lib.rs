@@ -38,7 +38,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`value`], [`diagnostic`], [`files`] | RASP values, errors with source places, atomic writes |
+//! | [`value`], [`diagnostic`], [`files`], [`figures`] | RASP values, errors with source places, atomic writes, SVG figures |
 //! | [`rasp`] | the program DAG, interpreter, value sets, JSON format |
 //! | [`library`] | bundled `.rasp` programs and Tracr's reference figures |
 //! | [`lang`] | the `.rasp` front end: text → [`Program`] |
@@ -46,6 +46,7 @@
 //! | [`compiler`] | rewrite → lower → factorise → allocate → residual layout → assemble |
 //! | [`verify`] | the model against the interpreter |
 //! | this crate root ([`compile`], [`CompileOptions`], …) | the public pipeline |
+//! | [`compress`] | lossy compression of the residual stream by gradient descent |
 //! | [`compare`] | Tracr / baseline / optimised tables |
 //! | [`cli`] | the `tracr-opt` command line |
 //!
@@ -57,7 +58,9 @@ mod api;
 pub mod cli;
 pub mod compare;
 pub mod compiler;
+pub mod compress;
 pub mod diagnostic;
+pub mod figures;
 pub mod files;
 pub mod lang;
 pub mod library;

@@ -3,6 +3,7 @@
 
 mod compare;
 mod compile;
+mod compress;
 mod convert;
 mod eval;
 mod list;
@@ -48,6 +49,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Tracr vs baseline vs optimised model size, per program, as a table.
     Compare(compare::CompareArgs),
+    /// Squeeze a model's residual stream to K dimensions by gradient descent
+    /// (lossy: the Tracr paper's compression), and measure what it costs.
+    Compress(compress::CompressArgs),
 }
 
 /// Which allocator.
@@ -107,6 +111,11 @@ pub struct ModelArgs {
     /// layout) instead of reusing the dimensions of dead s-ops.
     #[arg(long)]
     pub no_share_residual: bool,
+    /// Turn the residual basis by a random orthogonal rotation with this seed
+    /// (exact: every read and write turns with it). For testing tools that
+    /// assume each dimension holds one feature.
+    #[arg(long, value_name = "SEED")]
+    pub rotate: Option<u64>,
 }
 
 impl ModelArgs {
@@ -129,6 +138,7 @@ impl ModelArgs {
             rule_tables: !self.no_rule_tables,
             share_heads: !self.no_share_heads,
             share_residual: !self.no_share_residual,
+            rotate: self.rotate,
         })
     }
 }
@@ -232,5 +242,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Run(a) => run::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Compress(a) => compress::run(a),
     }
 }

@@ -273,6 +273,8 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         compile_flags,
         source: None,
         dtype: None,
+        rotation: None,
+        compression: None,
     };
     Ok(Model { config, w_e, w_pos, layers, w_u, meta })
 }

@@ -121,13 +121,31 @@ pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
 
 /// Writes the model directory atomically.
 pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
-    let files = encode(m, dtype)?;
+    save_with(m, dir, dtype, &[])
+}
+
+/// Entries a model directory may hold besides its three files: SVG figures
+/// (`figures/`), written with it by `compress`.
+pub const EXTRA_ENTRIES: [&str; 1] = ["figures"];
+
+/// Writes the model directory atomically, with `extras` (relative path,
+/// contents) beside its three files; their first path component must be one
+/// of [`EXTRA_ENTRIES`].
+pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>)]) -> Result<()> {
+    let mut files: Vec<(String, Vec<u8>)> = encode(m, dtype)?.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for (name, bytes) in extras {
+        let first = Path::new(name).components().next().map(|c| c.as_os_str().to_string_lossy().to_string());
+        if !first.as_deref().is_some_and(|f| EXTRA_ENTRIES.contains(&f)) || name.contains("..") {
+            return Err(Error::internal(format!("{name} is not a model directory entry")));
+        }
+        files.push((name.clone(), bytes.clone()));
+    }
     if dir.exists() && !dir.is_dir() {
         return Err(Error::usage(format!("{} exists and is not a directory", dir.display())));
     }
     // an existing directory is replaced whole, so it must be one of ours
     if dir.is_dir() {
-        let ours = ["model.safetensors", "config.json", "tracr_opt.json"];
+        let ours = ["model.safetensors", "config.json", "tracr_opt.json", EXTRA_ENTRIES[0]];
         let entries: Vec<String> = std::fs::read_dir(dir)
             .map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
@@ -153,7 +171,11 @@ pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
     let write_all = || -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
         for (file, bytes) in &files {
-            std::fs::write(tmp.join(file), bytes).map_err(|e| io(e, &tmp.join(file)))?;
+            let path = tmp.join(file);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(e, parent))?;
+            }
+            std::fs::write(&path, bytes).map_err(|e| io(e, &path))?;
         }
         if dir.exists() {
             std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;

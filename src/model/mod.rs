@@ -3,6 +3,7 @@
 
 pub mod forward;
 pub mod io;
+pub mod project;
 
 use crate::value::Value;
 use ndarray::{Array2, Array3};
@@ -189,6 +190,55 @@ pub struct Meta {
     /// model is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<String>,
+    /// Set when the residual basis was turned by a random rotation (`compile --rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+    /// Set when the residual stream was compressed by gradient descent
+    /// (`tracr-opt compress`): the model is lossy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+}
+
+/// How a rotated model's basis was made (see [`project::rotate`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// The seed of [`project::random_rotation`]: the rotation is that matrix.
+    pub seed: u64,
+    /// The compiler's residual labels, which the rotation's rows refer to.
+    pub labels: Vec<String>,
+}
+
+/// What a compressed model is and how well it does (`tracr-opt compress`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Compression {
+    /// Always true: the model is not exact.
+    pub lossy: bool,
+    /// The compressed residual width (K).
+    pub d_model: usize,
+    /// The width it was compressed from (D).
+    pub from_d_model: usize,
+    /// Which model it started from: `baseline`, `optimised` or `model` (a directory).
+    pub from: String,
+    /// The labels of the D dimensions W's rows refer to.
+    pub labels: Vec<String>,
+    /// The learned projection W, D rows of K (the model's stream is x·W).
+    pub w: Vec<Vec<f64>>,
+    /// Fraction of non-BOS positions that decode to the interpreter's output
+    /// (numerical: within 0.01).
+    pub accuracy: f64,
+    /// Numerical outputs only: fraction of positions within 0.05.
+    pub accuracy_within_0_05: Option<f64>,
+    /// Mean squared logit error against the exact model, non-BOS positions.
+    pub output_mse: f64,
+    /// Per layer, the mean cosine similarity between the exact and the
+    /// compressed model's layer outputs (None where the layer writes nothing).
+    pub layer_cosine: Vec<Option<f64>>,
+    /// Inputs the figures were measured on, and whether that was all of them.
+    pub inputs: usize,
+    /// Whether `inputs` was every input of every length.
+    pub exhaustive: bool,
+    /// The training settings (seed, steps, lr, batch, …).
+    pub training: serde_json::Value,
 }
 
 /// A compiled transformer: weights in TransformerLens's layout (f64) and its metadata.
