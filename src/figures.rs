@@ -55,7 +55,7 @@ impl Heatmap<'_> {
         let top = 40.0 + 6.5 * longest(self.cols);
         let (nr, nc) = (self.rows.len() as f64, self.cols.len() as f64);
         let legend = 60.0;
-        let width = left + nc * cell + legend + 20.0;
+        let width = (left + nc * cell + legend + 20.0).max(20.0 + 7.5 * self.title.chars().count() as f64);
         let height = (top + nr * cell + 20.0).max(top + 120.0);
         let max_abs = self.values.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
         let mut s = String::new();
@@ -148,8 +148,11 @@ const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e
 impl LineChart<'_> {
     /// The SVG document.
     pub fn svg(&self) -> String {
-        let (w, h) = (560.0, 340.0);
-        let (left, right, top, bottom) = (60.0, 150.0, 36.0, 50.0);
+        let longest = self.series.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0) as f64;
+        let right = 50.0 + 6.5 * longest;
+        let w = (420.0 + right).max(20.0 + 7.5 * self.title.chars().count() as f64);
+        let h = 340.0;
+        let (left, top, bottom) = (60.0, 36.0, 50.0);
         let points = || self.series.iter().flat_map(|(_, p)| p.iter());
         let (mut x0, mut x1) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
         if !x0.is_finite() {

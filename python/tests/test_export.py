@@ -52,6 +52,38 @@ def check(exe, program, causal, dtype, workdir):
     return not bad
 
 
+# compressed models (lossy): (program, K, extra flags), trained briefly
+COMPRESSED = [("frac_prevs", 6, []), ("sort_unique", 14, []), ("reverse", 8, ["--from", "optimised"])]
+
+
+def check_compressed(exe, program, k, flags, workdir):
+    """A compressed model's accuracy, measured here from its files alone, is
+    the accuracy `tracr-opt compress` recorded in its tracr_opt.json."""
+    out = os.path.join(workdir, f"{program}-compressed-{k}")
+    tracr_opt(exe, "compress", program, "--d-model", str(k), "--steps", "300", *flags, "--out", out)
+    cases = [json.loads(line) for line in tracr_opt(exe, "eval", program, "--all-inputs").splitlines()]
+    model = load(out)
+    record = model.meta["compression"]
+    numerical = model.meta["output"]["kind"] == "numerical"
+    got = model.run_batch([c["input"] for c in cases])
+    right = positions = 0
+    for c, g in zip(cases, got):
+        for e, x in zip(c["output"], g):
+            if numerical:
+                if e is None:
+                    continue  # not counted, as in verification
+                right += abs(x - e) <= 0.01
+            else:
+                right += e == x
+            positions += 1
+    accuracy = right / positions
+    same = abs(accuracy - record["accuracy"]) < 1e-12 and record["lossy"] and model.config["d_model"] == k
+    status = "ok" if same else "DIFFERS"
+    print(f"compressed {program} K={k}: accuracy {accuracy:.6f} here, {record['accuracy']:.6f} recorded, "
+          f"{len(cases)} inputs {status}")
+    return same
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracr-opt", required=True)
@@ -64,6 +96,9 @@ def main():
             for causal in (False, True):
                 for dtype in ["f32"] + (["f64"] if p in F64_TOO else []):
                     ok &= check(a.tracr_opt, p, causal, dtype, workdir)
+        if not a.programs:
+            for program, k, flags in COMPRESSED:
+                ok &= check_compressed(a.tracr_opt, program, k, flags, workdir)
     print("all outputs equal the interpreter's" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -56,9 +56,9 @@ pub struct CompressArgs {
     /// Optimiser steps.
     #[arg(long, default_value_t = 2000)]
     pub steps: usize,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 0.01)]
-    pub lr: f64,
+    /// AdamW peak learning rates, comma-separated: one run each, the best kept.
+    #[arg(long, value_name = "LIST", default_value = "0.01,0.003,0.001")]
+    pub lr: String,
     /// Sequences per step (of one length).
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
@@ -169,10 +169,16 @@ fn starts(args: &CompressArgs) -> Result<Vec<Start>> {
         .collect()
 }
 
-fn options(args: &CompressArgs, k: usize) -> Options {
-    Options {
+fn lrs(s: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .map(|x| x.trim().parse::<f64>().map_err(|_| Error::usage(format!("--lr {s}: give numbers such as 0.01,0.001"))))
+        .collect()
+}
+
+fn options(args: &CompressArgs, k: usize) -> Result<Options> {
+    Ok(Options {
         steps: args.steps,
-        lr: args.lr,
+        lrs: lrs(&args.lr)?,
         batch: args.batch,
         seed: args.seed,
         layer_weight: args.layer_weight,
@@ -185,12 +191,12 @@ fn options(args: &CompressArgs, k: usize) -> Options {
         samples: args.samples,
         f32_weights: args.dtype == DType::F32,
         ..Options::new(k)
-    }
+    })
 }
 
 /// Trains with a progress bar on stderr (drawn only when it is a terminal).
 fn run_one(start: &Start, options: &Options) -> Result<Outcome> {
-    let bar = indicatif::ProgressBar::new(options.steps as u64);
+    let bar = indicatif::ProgressBar::new((options.steps * options.lrs.len()) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} loss {msg} (eta {eta})")
             .expect("a valid template")
@@ -268,7 +274,7 @@ fn save(o: &Outcome, dir: &Path, dtype: DType) -> Result<()> {
 
 pub fn run(args: CompressArgs) -> Result<()> {
     let mut check = Options::new(args.d_model.unwrap_or(1));
-    check = Options { steps: args.steps, batch: args.batch, lr: args.lr, layer_weight: args.layer_weight, ..check };
+    check = Options { steps: args.steps, batch: args.batch, lrs: lrs(&args.lr)?, layer_weight: args.layer_weight, ..check };
     if let Some(dir) = &args.out {
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !parent.is_dir() {
@@ -284,7 +290,7 @@ pub fn run(args: CompressArgs) -> Result<()> {
         let k = args.d_model.expect("clap requires --d-model without --sweep");
         let start = &starts[0];
         crate::compress::check(&start.model, &Options { d_model: k, ..check })?;
-        let outcome = run_one(start, &options(&args, k))?;
+        let outcome = run_one(start, &options(&args, k)?)?;
         if let Some(dir) = &args.out {
             save(&outcome, dir, args.dtype)?;
         }
@@ -321,7 +327,7 @@ pub fn run(args: CompressArgs) -> Result<()> {
         let mut rows = Vec::new();
         for &k in widths.iter().filter(|k| **k <= d) {
             crate::compress::check(&start.model, &Options { d_model: k, ..check.clone() })?;
-            let o = run_one(start, &options(&args, k))?;
+            let o = run_one(start, &options(&args, k)?)?;
             let c = o.model.meta.compression.as_ref().expect("compressed");
             if let Some(dir) = &args.out {
                 std::fs::create_dir_all(dir).map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;

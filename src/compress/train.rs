@@ -52,6 +52,13 @@ pub(super) struct Pass {
     pub logits: Tensor,
 }
 
+/// x [B, n, a] · w [a, b] as one [B·n, a] · [a, b] product: candle's
+/// broadcast_matmul would copy w once per batch row.
+fn mm(x: &Tensor, w: &Tensor) -> CResult<Tensor> {
+    let (b, n, a) = x.dims3()?;
+    x.reshape((b * n, a))?.matmul(w)?.reshape((b, n, w.dim(1)?))
+}
+
 fn tensor2(a: ndarray::ArrayView2<f64>, device: &Device) -> CResult<Tensor> {
     Tensor::from_vec(a.iter().copied().collect::<Vec<f64>>(), a.dim(), device)
 }
@@ -113,13 +120,13 @@ impl Frozen {
         let wt = w.map(|w| w.t()).transpose()?;
         let read = |h: &Tensor| -> CResult<Tensor> {
             match &wt {
-                Some(wt) => h.broadcast_matmul(wt),
+                Some(wt) => mm(&h, wt),
                 None => Ok(h.clone()),
             }
         };
         let write = |out: &Tensor| -> CResult<Tensor> {
             match w {
-                Some(w) => out.broadcast_matmul(w),
+                Some(w) => mm(&out, w),
                 None => Ok(out.clone()),
             }
         };
@@ -132,7 +139,7 @@ impl Frozen {
             None
         };
         let mut h = match w {
-            Some(w) => x0.broadcast_matmul(w)?,
+            Some(w) => mm(&x0, w)?,
             None => x0.clone(),
         };
         let d_model = x0.dim(2)?;
@@ -141,27 +148,27 @@ impl Frozen {
             let x = read(&h)?;
             let mut attn = Tensor::zeros((x.dim(0)?, n, d_model), DType::F64, &self.device)?;
             for head in &layer.heads {
-                let q = x.broadcast_matmul(&head.q)?;
-                let k = x.broadcast_matmul(&head.k)?;
-                let v = x.broadcast_matmul(&head.v)?;
+                let q = mm(&x, &head.q)?;
+                let k = mm(&x, &head.k)?;
+                let v = mm(&x, &head.v)?;
                 let mut scores = (q.matmul(&k.t()?.contiguous()?)? * (self.scale * sharpness))?;
                 if let Some(m) = &mask {
                     scores = scores.broadcast_add(m)?;
                 }
                 let pattern = candle_nn::ops::softmax(&scores, D::Minus1)?;
-                attn = (attn + pattern.matmul(&v)?.broadcast_matmul(&head.o)?)?;
+                attn = (attn + mm(&pattern.matmul(&v)?, &head.o)?)?;
             }
             h = (h + write(&attn)?)?;
             sub.push(attn);
             let x = read(&h)?;
             let mlp = match &layer.mlp {
-                Some((w_in, w_out)) => x.broadcast_matmul(w_in)?.relu()?.broadcast_matmul(w_out)?,
+                Some((w_in, w_out)) => mm(&mm(&x, w_in)?.relu()?, w_out)?,
                 None => x.zeros_like()?,
             };
             h = (h + write(&mlp)?)?;
             sub.push(mlp);
         }
-        let logits = read(&h)?.broadcast_matmul(&self.w_u)?;
+        let logits = mm(&read(&h)?, &self.w_u)?;
         Ok(Pass { sub, logits })
     }
 }
@@ -251,6 +258,7 @@ pub(super) fn initial_w(frozen: &Frozen, buckets: &[Bucket], options: &Options, 
 
 /// The loss of one pass against its targets: the output loss (softmax
 /// cross-entropy against the compiled model's tempered output distribution,
+/// less that distribution's entropy: the KL divergence,
 /// or squared error for a numerical output) on non-BOS positions, plus
 /// `layer_weight` × the mean squared error of every live sublayer's output.
 pub(super) fn loss(
@@ -267,9 +275,11 @@ pub(super) fn loss(
         (&o - &t)?.sqr()?.mean_all()?
     } else {
         let tau = options.temperature;
-        let p = candle_nn::ops::softmax(&(&t / tau)?, D::Minus1)?;
+        // KL(p ‖ q): the cross-entropy less the target's own entropy, so an
+        // exact model scores 0 (positions with no value have a uniform p)
+        let log_p = candle_nn::ops::log_softmax(&(&t / tau)?, D::Minus1)?;
         let log_q = candle_nn::ops::log_softmax(&(&o / tau)?, D::Minus1)?;
-        (p * log_q)?.sum(D::Minus1)?.mean_all()?.neg()?
+        (log_p.exp()? * (&log_p - log_q)?)?.sum(D::Minus1)?.mean_all()?
     };
     let mut layer = Tensor::new(0f64, o.device())?;
     let mut count = 0usize;
@@ -299,7 +309,19 @@ pub struct Step {
     pub layer: f64,
 }
 
-/// Learns W from `w0` with AdamW, every other weight frozen. Each step takes
+/// What training produced.
+pub(super) struct Trained {
+    /// The kept W.
+    pub w: Array2<f64>,
+    /// Every step's batch loss.
+    pub history: Vec<Step>,
+    /// The full-sharpness loss over every training input at the kept W.
+    pub objective: f64,
+    /// The step after which W was kept (0: the start).
+    pub kept_step: usize,
+}
+
+/// Learns W from `w0` with AdamW at peak rate `lr`, every other weight frozen. Each step takes
 /// a batch of one length, the length drawn in proportion to its inputs and
 /// the inputs drawn uniformly (all of them when the batch is larger), from a
 /// generator seeded with `options.seed`: the same seed gives the same W.
@@ -309,17 +331,51 @@ pub(super) fn train(
     numerical: bool,
     w0: &Array2<f64>,
     options: &Options,
+    lr: f64,
     on_step: &mut dyn FnMut(&Step),
-) -> Result<(Array2<f64>, Vec<Step>)> {
+) -> Result<Trained> {
     let live = frozen.live_sublayers();
     let (d, k) = w0.dim();
     let total: usize = buckets.iter().map(|b| b.count).sum();
     let mut rng = SplitMix64::new(options.seed ^ 0x5EED_C0DE);
     let mut history = Vec::with_capacity(options.steps);
-    let run = |history: &mut Vec<Step>, rng: &mut SplitMix64, on_step: &mut dyn FnMut(&Step)| -> CResult<Vec<f64>> {
+    // the objective at full sharpness on every training input: W is kept
+    // from the checkpoint where it is lowest, so annealing (or an unlucky
+    // step) never leaves a worse model than the start
+    let objective = |w: &Tensor| -> CResult<f64> {
+        let mut sum = 0.0;
+        for b in buckets {
+            let mut start = 0;
+            while start < b.count {
+                let len = 1024.min(b.count - start);
+                let part = |t: &Tensor| t.narrow(0, start, len);
+                let target = Pass { sub: b.target.sub.iter().map(part).collect::<CResult<_>>()?, logits: part(&b.target.logits)? };
+                let out = frozen.forward(&part(&b.x0)?, Some(w))?;
+                let (l, _, _) = loss(&out, &target, &live, numerical, options)?;
+                sum += l.to_scalar::<f64>()? * len as f64;
+                start += len;
+            }
+        }
+        Ok(sum / total as f64)
+    };
+    let every = (options.steps / 20).max(1);
+    let mut best = (f64::INFINITY, 0usize, w0.iter().copied().collect::<Vec<f64>>());
+    let run = |history: &mut Vec<Step>,
+               rng: &mut SplitMix64,
+               on_step: &mut dyn FnMut(&Step),
+               best: &mut (f64, usize, Vec<f64>)|
+     -> CResult<()> {
         let w = Var::from_tensor(&tensor2(w0.view(), &frozen.device)?)?;
-        let params = ParamsAdamW { lr: options.lr, weight_decay: 0.0, ..ParamsAdamW::default() };
+        let params = ParamsAdamW { lr, weight_decay: 0.0, ..ParamsAdamW::default() };
         let mut opt = AdamW::new(vec![w.clone()], params)?;
+        let checkpoint = |step: usize, best: &mut (f64, usize, Vec<f64>)| -> CResult<()> {
+            let value = objective(w.as_tensor())?;
+            if value < best.0 {
+                *best = (value, step, w.as_tensor().flatten_all()?.to_vec1()?);
+            }
+            Ok(())
+        };
+        checkpoint(0, best)?;
         for step in 0..options.steps {
             let mut pick = rng.below(total);
             let bucket = buckets
@@ -344,6 +400,10 @@ pub(super) fn train(
                     },
                 )
             };
+            // cosine decay of the learning rate, to settle in the sharp minima
+            // the compiled weights make
+            let progress = step as f64 / options.steps.max(1) as f64;
+            opt.set_learning_rate(lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
             let sharpness = options.sharpness_at(step);
             let out = frozen.forward_at(&x0, Some(w.as_tensor()), sharpness)?;
             let (total_loss, output, layer) = loss(&out, &target, &live, numerical, options)?;
@@ -356,12 +416,16 @@ pub(super) fn train(
             };
             on_step(&s);
             history.push(s);
+            // checkpoints only once attention is at full sharpness
+            if (step + 1) % every == 0 && sharpness >= 1.0 || step + 1 == options.steps {
+                checkpoint(step + 1, best)?;
+            }
         }
-        w.as_tensor().flatten_all()?.to_vec1()
+        Ok(())
     };
-    let flat = run(&mut history, &mut rng, on_step).map_err(internal)?;
-    let w = Array2::from_shape_vec((d, k), flat).map_err(|e| Error::internal(e.to_string()))?;
-    Ok((w, history))
+    run(&mut history, &mut rng, on_step, &mut best).map_err(internal)?;
+    let w = Array2::from_shape_vec((d, k), best.2).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Trained { w, history, objective: best.0, kept_step: best.1 })
 }
 
 /// Per layer, the mean cosine similarity between what the compiled model's
