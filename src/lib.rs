@@ -47,6 +47,7 @@
 //! | [`verify`] | the model against the interpreter |
 //! | this crate root ([`compile`], [`CompileOptions`], …) | the public pipeline |
 //! | [`compress`] | lossy compression of the residual stream by gradient descent |
+//! | [`batch`] | a corpus compiled in parallel, resumable |
 //! | [`compare`] | Tracr / baseline / optimised tables |
 //! | [`cli`] | the `tracr-opt` command line |
 //!
@@ -55,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod batch;
 pub mod cli;
 pub mod compare;
 pub mod compiler;

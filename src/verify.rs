@@ -72,6 +72,7 @@ impl Report {
 }
 
 /// Which inputs to check (also [`crate::VerifyOptions`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Random inputs when there are more than [`EXHAUSTIVE_LIMIT`].
     pub samples: usize,

@@ -88,7 +88,8 @@ fn full_width_compression_keeps_the_model_exact() {
 fn training_lowers_the_loss_and_is_deterministic_for_a_seed() {
     let c = baseline("frac_prevs");
     // no annealing here: every step's loss is then the same objective
-    let opts = Options { steps: 150, seed: 3, sharpness_from: 1.0, init: Init::Random, ..Options::new(8) };
+    let opts =
+        Options { steps: 150, seed: 3, sharpness_from: 1.0, init: Init::Random, lrs: vec![0.01], ..Options::new(8) };
     let run = |o: &Options| compress(&c.model, &c.tabulated, "baseline", o, &mut |_| {}).unwrap();
     let a = run(&opts);
     let first = a.history.first().unwrap().loss;

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "verify",
     "api",
     "compress",
+    "batch",
     "compare",
     "cli",
     "main",

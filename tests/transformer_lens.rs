@@ -27,12 +27,35 @@ fn venv(version: &str, extra: &[&str], extra_modules: &str) -> std::path::PathBu
     py
 }
 
+/// A compressed (lossy) model directory, made once: frac_prevs from Tracr's
+/// layout (14 dimensions) to 6, trained briefly.
+fn compressed_model() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let p = tracr_opt::Program::load("frac_prevs").unwrap();
+        let s = p.settings_with(None, None, None).unwrap();
+        let c = tracr_opt::compile(&p, &s, &tracr_opt::CompileOptions::baseline()).unwrap();
+        let options = tracr_opt::compress::Options { steps: 300, lrs: vec![0.01], ..tracr_opt::compress::Options::new(6) };
+        let out = tracr_opt::compress::compress(&c.model, &c.tabulated, "baseline", &options, &mut |_| {}).unwrap();
+        let dir = python::python_dir().parent().unwrap().join("target/tmp/tl-compressed-frac_prevs");
+        out.model.save(&dir, tracr_opt::DType::F32).unwrap();
+        dir
+    })
+}
+
 fn check(py: &std::path::Path, version: &str) {
     let programs = tracr_opt::library::PROGRAMS.len();
-    // every program x causal x dtype, and 4 checks: hooks, masks, the unembedding, config.json
+    // every program x causal x dtype, and 6 checks: hooks, masks, the unembedding,
+    // config.json, a rotated model, a compressed one
     // the two versions run side by side on two cores: one thread each
-    let one = [("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"), ("RAYON_NUM_THREADS", "1")];
-    let text = python::pytest(&py, "test_transformer_lens.py", &one, programs * 4 + 4);
+    let compressed = compressed_model().to_string_lossy().to_string();
+    let env = [
+        ("OMP_NUM_THREADS", "1"),
+        ("MKL_NUM_THREADS", "1"),
+        ("RAYON_NUM_THREADS", "1"),
+        ("TRACR_OPT_COMPRESSED", compressed.as_str()),
+    ];
+    let text = python::pytest(&py, "test_transformer_lens.py", &env, programs * 4 + 6);
     for b in tracr_opt::library::PROGRAMS {
         let passed =
             text.lines().filter(|l| l.starts_with("PASSED") && l.contains(&format!("interpreter[{}-", b.name))).count();

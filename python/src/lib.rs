@@ -98,6 +98,7 @@ struct Options {
     rule_tables: Option<bool>,
     share_heads: Option<bool>,
     share_residual: Option<bool>,
+    rotate: Option<u64>,
 }
 
 impl Options {
@@ -125,6 +126,7 @@ impl Options {
             rule_tables: self.rule_tables.unwrap_or(d.rule_tables),
             share_heads: self.share_heads.unwrap_or(d.share_heads),
             share_residual: self.share_residual.unwrap_or(d.share_residual),
+            rotate: self.rotate,
         })
     }
 }

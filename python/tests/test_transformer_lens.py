@@ -5,6 +5,7 @@ than 100 000), run unpadded length by length and in padded batches with an
 attention mask. Run by tests/transformer_lens.rs in one cached venv per
 TransformerLens version (4.x and 3.x)."""
 
+import os
 import random
 
 import numpy as np
@@ -136,3 +137,40 @@ def test_config_json_loads_unchanged(tmp_path):
     assert (cfg.n_layers, cfg.d_model, cfg.n_ctx, cfg.d_vocab_out) == (
         config["n_layers"], config["d_model"], config["n_ctx"], config["d_vocab_out"])
     assert cfg.attention_dir == "bidirectional"
+
+
+def test_rotated_models_are_exact_in_transformer_lens():
+    """compile(rotate=SEED): the residual basis turned by a random rotation,
+    still exact on every input through TransformerLens."""
+    model = tracr_opt.compile("sort", rotate=7)
+    assert model.residual_labels[0] == "rot0"
+    tl_model = model.to_transformer_lens()
+    bad = mismatches(model, tl_model, model.reference_io())
+    assert not bad, f"{len(bad)} mismatches, first {bad[:3]}"
+
+
+def test_compressed_models_load_and_measure_as_recorded():
+    """A model written by `tracr-opt compress` (lossy; made by
+    tests/transformer_lens.rs) loads in the package and in TransformerLens,
+    and its accuracy measured here is the one its tracr_opt.json records."""
+    directory = os.environ["TRACR_OPT_COMPRESSED"]
+    model = tracr_opt.load(directory)
+    record = model.meta["compression"]
+    assert record["lossy"] and model.d_model == record["d_model"] < record["from_d_model"]
+    tl_model = tracr_opt.load_transformer_lens(directory, dtype=torch.float64)
+    pairs = tracr_opt.compile(model.meta["program"]).reference_io()
+    right = positions = 0
+    with torch.no_grad():
+        by_length = {}
+        for xs, expected in pairs:
+            by_length.setdefault(len(xs), []).append((xs, expected))
+        for group in by_length.values():
+            tokens = torch.tensor([model.encode(xs) for xs, _ in group], dtype=torch.long)
+            logits = tl_model(tokens).double().numpy()
+            for (xs, expected), row in zip(group, logits):
+                for e, g in zip(expected, model.decode_logits(row[1:])):
+                    if e is None:
+                        continue  # a numerical model cannot say "no value": not counted
+                    right += abs(g - e) <= 0.01
+                    positions += 1
+    assert abs(right / positions - record["accuracy"]) < 1e-12, (right / positions, record["accuracy"])

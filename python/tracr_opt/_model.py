@@ -31,6 +31,7 @@ OPTIONS = {
     "rule_tables": "--no-rule-tables",
     "share_heads": "--no-share-heads",
     "share_residual": "--no-share-residual",
+    "rotate": "--rotate",
 }
 
 _DTYPES = {"float32": "float32", "f32": "float32", "float64": "float64", "f64": "float64"}

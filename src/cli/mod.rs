@@ -1,6 +1,7 @@
 //! The `tracr-opt` command line. Each subcommand lives in its own module; this
 //! one holds the argument types they share.
 
+mod batch;
 mod compare;
 mod compile;
 mod compress;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Squeeze a model's residual stream to K dimensions by gradient descent
     /// (lossy: the Tracr paper's compression), and measure what it costs.
     Compress(compress::CompressArgs),
+    /// Compile and verify a corpus in parallel: a model directory per program,
+    /// one results table, resumable.
+    Batch(batch::BatchArgs),
 }
 
 /// Which allocator.
@@ -243,5 +247,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Compress(a) => compress::run(a),
+        Command::Batch(a) => batch::run(a),
     }
 }
