@@ -89,3 +89,25 @@ fn the_one_direction_is_laid_out_only_when_something_reads_it() {
     let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
     assert!(m.meta.residual_labels.iter().any(|l| l == "one"), "{:?}", m.meta.residual_labels);
 }
+
+#[test]
+fn sequence_map_of_one_s_op_twice_is_a_map_as_in_tracr() {
+    // Tracr (tracr-pypi, compile_rasp_to_model at vocab {1, 2, 3},
+    // max_seq_len 5) compiles SequenceMap(f, tokens, tokens) as a Map of
+    // f(x, x): 1 layer, d_model 15 (indices:0-4, tokens:1-3, BOS, PAD,
+    // y:2-6), an MLP of 5 neurons (one per output value), no `one`.
+    let s = tracr_opt::Settings { vocab: (1..=3).map(tracr_opt::Value::Int).collect(), max_seq_len: 5, causal: false };
+    let text = "y = SequenceMap(lambda a, b: a + b, tokens, tokens)\ncompile(y, vocab={1, 2, 3}, max_seq_len=5)\n";
+    let p = tracr_opt::Program::from_rasp("p.rasp", text).unwrap();
+    let c = compile(&p, &s, &Heuristic, &Options::none()).unwrap();
+    let r = c.verify(&tracr_opt::VerifyOptions::default()).unwrap();
+    assert!(r.exhaustive && r.ok(), "{r:?}");
+    let m = &c.model;
+    assert_eq!((m.config.n_layers, m.config.d_model, m.config.d_mlp), (1, 15, 5), "{:?}", m.meta.residual_labels);
+    assert!(!m.meta.residual_labels.iter().any(|l| l == "one"));
+    // two different s-ops still get the pair table: |X|·|Y| neurons
+    let text = "y = SequenceMap(lambda a, b: a + b, tokens, Map(lambda t: t, tokens))\ncompile(y, vocab={1, 2, 3}, max_seq_len=5)\n";
+    let p = tracr_opt::Program::from_rasp("q.rasp", text).unwrap();
+    let m = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
+    assert_eq!(m.meta.layers.iter().map(|l| l.mlp_width()).max(), Some(9));
+}

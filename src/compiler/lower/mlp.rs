@@ -132,6 +132,41 @@ impl<'a> Ctx<'a> {
         }
         let Op::SequenceMap { f, .. } = &self.p.nodes[id].op else { unreachable!() };
         let f = f.clone();
+        if inputs[0] == inputs[1] {
+            // SequenceMap(f, x, x) is the Map x ↦ f(x, x), as Tracr compiles
+            // it (one neuron per output value for a categorical output, as
+            // Tracr's layout has), not a |X|² pair table
+            let x = inputs[0];
+            let call = |v: &Value| {
+                f.call(&[v.clone(), v.clone()])
+                    .map_err(|e| self.err(id, format!("the function raised {e} on ({}, {})", v.repr(), v.repr())))
+            };
+            let mut mlp = Mlp::default();
+            if self.enc(id) == Encoding::Categorical {
+                let mut neuron: HashMap<Value, usize> = HashMap::new();
+                for y in self.vs.of(id) {
+                    let h = mlp.neuron();
+                    neuron.insert(y.clone(), h);
+                    mlp.w_out.push((h, Dir::valued(self.label(id), y), 1.0));
+                }
+                for v in self.vs.of(x) {
+                    if let Some(h) = neuron.get(&call(v)?) {
+                        mlp.w_in.push((Dir::valued(self.label(x), v), *h, 1.0));
+                    }
+                }
+            } else {
+                for v in self.vs.of(x) {
+                    let z = call(v)?;
+                    let h = mlp.neuron();
+                    mlp.w_in.push((Dir::valued(self.label(x), v), h, 1.0));
+                    for (d, w) in self.out_vec(id, &z)? {
+                        mlp.w_out.push((h, d, w));
+                    }
+                }
+            }
+            self.finish_mlp(id, "sequence_map", mlp, &inputs[..1]);
+            return Ok(());
+        }
         if self.opts.rule_tables {
             let mlp = self.rule_table(id, inputs, &f)?;
             self.finish_mlp(id, "sequence_map", mlp, &inputs);
