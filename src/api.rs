@@ -299,7 +299,7 @@ pub type VerifyOptions = Plan;
 
 impl Default for Plan {
     fn default() -> Plan {
-        Plan { samples: 2000, seed: 0 }
+        Plan { samples: 2000, seed: 0, threads: 0 }
     }
 }
 
@@ -442,9 +442,10 @@ impl Model {
         let started = std::time::Instant::now();
         let vocab = self.vocab()?;
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, self.config.n_ctx - 1, options);
-        let mut report = crate::verify::verify(self, program, &inputs, exhaustive);
+        let mut report = crate::verify::verify_with(self, program, &inputs, exhaustive, options.threads);
         if let Some(r) = reference {
-            report.max_diff_from_unoptimised = Some(crate::verify::max_logit_difference(self, r, &inputs)?);
+            report.max_diff_from_unoptimised =
+                Some(crate::verify::max_logit_difference(self, r, &inputs, options.threads)?);
         }
         report.ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(report)

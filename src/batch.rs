@@ -325,7 +325,8 @@ fn compile_one(job: &Job, settings: &Settings, dir: &Path) -> Row {
         };
         let s = program.settings_with(settings.vocab.clone(), settings.max_seq_len, settings.causal)?;
         let compiled = crate::compile(&program, &s, &settings.options)?;
-        let report = compiled.verified(&settings.verify)?;
+        // one thread per program: --jobs is the number of cores the batch uses
+        let report = compiled.verified(&VerifyOptions { threads: 1, ..settings.verify.clone() })?;
         let mut summary = compiled.summary_json(Some(&report));
         summary["program"] = job.name.clone().into();
         let baseline = if settings.baseline {

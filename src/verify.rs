@@ -78,6 +78,9 @@ pub struct Plan {
     pub samples: usize,
     /// Seed for them.
     pub seed: u64,
+    /// Threads to check with: 0 for every core (`batch` checks one program
+    /// per thread and passes 1).
+    pub threads: usize,
 }
 
 /// The inputs to check: all, or a sample.
@@ -109,9 +112,17 @@ fn agree(expected: &Value, got: &Value, numerical: bool) -> (bool, f64) {
 /// Checks `model` against `program` (tabulated, for speed) on `inputs`, using
 /// both cores.
 pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustive: bool) -> Report {
+    verify_with(model, program, inputs, exhaustive, 0)
+}
+
+/// [`verify`] on `threads` threads (0: every core, at most 8).
+pub fn verify_with(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustive: bool, threads: usize) -> Report {
     let numerical = program.nodes[program.output].encoding == Encoding::Numerical;
     let causal = model.config.causal;
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8),
+        n => n,
+    };
     let chunk = inputs.len().div_ceil(threads).max(1);
     let parts: Vec<Report> = std::thread::scope(|scope| {
         let handles: Vec<_> = inputs
@@ -200,12 +211,15 @@ pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustiv
 /// Largest absolute difference between two models' output logits (every
 /// non-BOS position) on `inputs`, using both cores. The models must share
 /// vocab and output columns, as a model and its unoptimised reference do.
-pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>]) -> crate::diagnostic::Result<f64> {
+pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>], threads: usize) -> crate::diagnostic::Result<f64> {
     let (ra, rb) = (Runner::new(a)?, Runner::new(b)?);
     if a.config.d_vocab_out != b.config.d_vocab_out || a.meta.tokens != b.meta.tokens {
         return Err(crate::diagnostic::Error::internal("compared models differ in vocab or outputs"));
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8),
+        n => n,
+    };
     let chunk = inputs.len().div_ceil(threads).max(1);
     let parts: Vec<crate::diagnostic::Result<f64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = inputs

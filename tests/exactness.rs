@@ -17,7 +17,7 @@ fn check(name: &str, vocab: Vec<Value>, max_seq_len: usize) {
     for causal in [false, true] {
         let s = Settings { vocab: vocab.clone(), max_seq_len, causal };
         let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap();
-        let (inputs, exhaustive) = inputs_for(&s.vocab, max_seq_len, &Plan { samples: 2000, seed: 42 });
+        let (inputs, exhaustive) = inputs_for(&s.vocab, max_seq_len, &Plan { samples: 2000, seed: 42, threads: 0 });
         assert!(!exhaustive && inputs.len() == 2000);
         // long inputs are where Tracr fails: make sure the sample has them
         assert!(inputs.iter().filter(|i| i.len() > max_seq_len / 2).count() > 500);

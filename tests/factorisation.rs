@@ -137,9 +137,9 @@ fn factorised_models_output_the_same_logits() {
         let p = bundled(name);
         let s = p.settings.clone().unwrap();
         let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap();
-        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
         assert!(verify(&c.model, &c.tabulated, &inputs, exhaustive).ok(), "{name}");
-        let diff = max_logit_difference(&c.model, c.reference.as_ref().unwrap(), &inputs).unwrap();
+        let diff = max_logit_difference(&c.model, c.reference.as_ref().unwrap(), &inputs, 0).unwrap();
         eprintln!("{name}: max |logit difference| from the unfactorised model {diff:.1e}");
         assert!(diff <= 1e-9, "{name}: {diff}");
     }

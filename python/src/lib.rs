@@ -180,7 +180,7 @@ impl NativeModel {
     fn verify(&self, py: Python<'_>, samples: usize, seed: u64) -> PyResult<String> {
         guarded(py, || {
             let c = self.compiled()?;
-            let r = c.verify(&VerifyOptions { samples, seed })?;
+            let r = c.verify(&VerifyOptions { samples, seed, threads: 0 })?;
             let examples = r
                 .examples
                 .iter()
@@ -258,7 +258,7 @@ impl NativeModel {
     /// JSON (compiled models only).
     fn reference_io(&self, py: Python<'_>, samples: usize, seed: u64) -> PyResult<String> {
         guarded(py, || {
-            let pairs = self.compiled()?.reference_io(&VerifyOptions { samples, seed })?;
+            let pairs = self.compiled()?.reference_io(&VerifyOptions { samples, seed, threads: 0 })?;
             let json = pairs
                 .iter()
                 .map(|(input, output)| Ok(serde_json::json!([values_json(input)?, values_json(output)?])))

@@ -77,7 +77,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// `--all-inputs`: JSON lines of the interpreter's answers.
 fn all_inputs(p: &crate::Program, settings: &crate::Settings, args: &EvalArgs) -> Result<()> {
     use std::io::Write;
-    let options = crate::VerifyOptions { samples: args.samples.max(1), seed: args.seed };
+    let options = crate::VerifyOptions { samples: args.samples.max(1), seed: args.seed, threads: 0 };
     let seq = |v: &[Value]| -> Result<serde_json::Value> {
         Ok(serde_json::Value::Array(v.iter().map(value_to_json).collect::<Result<_>>()?))
     };

@@ -161,7 +161,7 @@ pub struct VerifyArgs {
 impl VerifyArgs {
     /// The verification options these flags ask for.
     pub fn options(&self) -> VerifyOptions {
-        VerifyOptions { samples: self.samples, seed: self.seed }
+        VerifyOptions { samples: self.samples, seed: self.seed, threads: 0 }
     }
 }
 
