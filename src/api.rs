@@ -324,6 +324,11 @@ impl Compiled {
         self.model.verify_against(&self.tabulated, options, self.reference.as_ref())
     }
 
+    /// [`Compiled::verify`], calling `progress(done, total)` as inputs are checked.
+    pub fn verify_with(&self, options: &VerifyOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Report> {
+        self.model.verify_against_with(&self.tabulated, options, self.reference.as_ref(), progress)
+    }
+
     /// Verifies, and fails with the first disagreements when there are any.
     pub fn verified(&self, options: &VerifyOptions) -> Result<Report> {
         let report = self.verify(options)?;
@@ -438,11 +443,29 @@ impl Model {
         options: &VerifyOptions,
         reference: Option<&Model>,
     ) -> Result<Report> {
+        self.verify_against_with(program, options, reference, &|_, _| {})
+    }
+
+    /// [`Model::verify_against`], calling `progress(done, total)` as inputs
+    /// are checked (about every 256 per thread; for a progress bar).
+    pub fn verify_against_with(
+        &self,
+        program: &Program,
+        options: &VerifyOptions,
+        reference: Option<&Model>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Report> {
         options.check()?;
         let started = std::time::Instant::now();
         let vocab = self.vocab()?;
         let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, self.config.n_ctx - 1, options);
-        let mut report = crate::verify::verify_with(self, program, &inputs, exhaustive, options.threads);
+        let total = inputs.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let step = |n: usize| {
+            let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            progress(d.min(total), total);
+        };
+        let mut report = crate::verify::verify_with(self, program, &inputs, exhaustive, options.threads, &step);
         if let Some(r) = reference {
             report.max_diff_from_unoptimised =
                 Some(crate::verify::max_logit_difference(self, r, &inputs, options.threads)?);

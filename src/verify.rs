@@ -112,11 +112,19 @@ fn agree(expected: &Value, got: &Value, numerical: bool) -> (bool, f64) {
 /// Checks `model` against `program` (tabulated, for speed) on `inputs`, using
 /// both cores.
 pub fn verify(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustive: bool) -> Report {
-    verify_with(model, program, inputs, exhaustive, 0)
+    verify_with(model, program, inputs, exhaustive, 0, &|_| {})
 }
 
-/// [`verify`] on `threads` threads (0: every core, at most 8).
-pub fn verify_with(model: &Model, program: &Program, inputs: &[Vec<Value>], exhaustive: bool, threads: usize) -> Report {
+/// [`verify`] on `threads` threads (0: every core, at most 8), calling
+/// `progress(n)` as each thread finishes n more inputs (for a progress bar).
+pub fn verify_with(
+    model: &Model,
+    program: &Program,
+    inputs: &[Vec<Value>],
+    exhaustive: bool,
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Report {
     let numerical = program.nodes[program.output].encoding == Encoding::Numerical;
     let causal = model.config.causal;
     let threads = match threads {
@@ -131,7 +139,10 @@ pub fn verify_with(model: &Model, program: &Program, inputs: &[Vec<Value>], exha
                 scope.spawn(move || {
                     let runner = Runner::new(model).expect("a compiled model's metadata decodes");
                     let mut r = Report { min_margin: f64::INFINITY, ..Report::default() };
-                    for input in part {
+                    for (k, input) in part.iter().enumerate() {
+                        if k % 256 == 255 {
+                            progress(256);
+                        }
                         r.inputs += 1;
                         let expected = match evaluate(program, input, causal) {
                             Ok(t) => t.output().to_vec(),

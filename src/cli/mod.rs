@@ -8,6 +8,7 @@ mod compress;
 mod convert;
 mod eval;
 mod list;
+mod progress;
 mod run;
 mod verify;
 

@@ -49,8 +49,8 @@ pub fn describe(r: &Report) -> String {
 pub fn run(args: VerifyCmdArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
-    let compiled = crate::compile(&p, &settings, &args.model.options()?)?;
-    let r = compiled.verify(&args.verify.options())?;
+    let compiled = super::progress::compile_with_spinner(&p, &settings, &args.model.options()?)?;
+    let r = super::progress::verify_with_bar(&compiled, &args.verify.options())?;
     if args.json {
         let examples: Vec<serde_json::Value> = r
             .examples
