@@ -246,19 +246,45 @@ pub fn run(
     let state: Mutex<Vec<Option<(String, Row)>>> = Mutex::new(vec![None; all.len()]);
     let failures = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let record = |i: usize, hash: String, row: Row| -> Result<()> {
-        if row.error.is_some() {
-            failures.fetch_add(1, Ordering::SeqCst);
-        }
-        let mut s = state.lock().expect("no thread panics holding the batch state");
-        s[i] = Some((hash, row.clone()));
+    let hash_of = |job: &Job| fnv1a(format!("{fingerprint}\n{}\n{}", job.origin, job.text).as_bytes());
+    let write_all = |s: &[Option<(String, Row)>]| -> Result<()> {
         let rows: Vec<Row> = s.iter().flatten().map(|(_, r)| r.clone()).collect();
         let entries: serde_json::Map<String, Json> =
             s.iter().flatten().map(|(h, r)| (r.name.clone(), json!({ "hash": h, "row": r.to_json() }))).collect();
         let text = serde_json::to_string_pretty(&json!({ "tool": "tracr-opt", "entries": entries }))
             .map_err(|e| Error::internal(e.to_string()))?;
         crate::files::write_atomic(&manifest_path, format!("{text}\n").as_bytes())?;
-        write_results(&rows)?;
+        write_results(&rows)
+    };
+    // first the programs that are done already: same hash, complete directory
+    let mut todo = Vec::new();
+    {
+        let mut s = state.lock().expect("no thread panics holding the batch state");
+        for (i, job) in all.iter().enumerate() {
+            let hash = hash_of(job);
+            let reused = old.get(&job.name).and_then(|prev| {
+                let same = prev.get("hash").and_then(Json::as_str) == Some(hash.as_str());
+                let row = prev.get("row").and_then(Row::from_json)?;
+                (same && row.error.is_none() && complete(&out.join(&job.name))).then_some(row)
+            });
+            match reused {
+                Some(row) => {
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    progress(&row, n, 0);
+                    s[i] = Some((hash, row));
+                }
+                None => todo.push((i, job, hash)),
+            }
+        }
+        write_all(&s)?;
+    }
+    let record = |i: usize, hash: String, row: Row| -> Result<()> {
+        if row.error.is_some() {
+            failures.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut s = state.lock().expect("no thread panics holding the batch state");
+        s[i] = Some((hash, row.clone()));
+        write_all(&s)?;
         let n = done.fetch_add(1, Ordering::SeqCst) + 1;
         progress(&row, n, failures.load(Ordering::SeqCst));
         Ok(())
@@ -268,25 +294,13 @@ pub fn run(
         .build()
         .map_err(|e| Error::internal(format!("thread pool: {e}")))?;
     let results: Vec<Result<()>> = pool.install(|| {
-        all.par_iter()
-            .enumerate()
+        todo.into_par_iter()
             .with_max_len(1)
-            .map(|(i, job)| {
-                let hash = fnv1a(format!("{fingerprint}\n{}\n{}", job.origin, job.text).as_bytes());
-                let dir = out.join(&job.name);
-                if let Some(prev) = old.get(&job.name) {
-                    let same = prev.get("hash").and_then(Json::as_str) == Some(hash.as_str());
-                    let row = prev.get("row").and_then(Row::from_json);
-                    if let (true, Some(row)) = (same, row) {
-                        if row.error.is_none() && complete(&dir) {
-                            return record(i, hash, row);
-                        }
-                    }
-                }
+            .map(|(i, job, hash)| {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let row = compile_one(job, settings, &dir);
+                let row = compile_one(job, settings, &out.join(&job.name));
                 record(i, hash, row)
             })
             .collect()
