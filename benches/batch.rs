@@ -69,6 +69,16 @@ fn main() {
         same += 1;
     }
     let separate = started.elapsed().as_secs_f64();
+    // where the time goes: per program, compile + verification (one thread each in a batch)
+    let mut per: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            let c = &r["compiled"];
+            c["compile_ms"].as_f64().unwrap_or(0.0) + c["verified"]["verify_ms"].as_f64().unwrap_or(0.0)
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    let total: f64 = per.iter().sum();
     println!("| run | wall (s) | against --jobs 1 |");
     println!("|---|---|---|");
     println!("| {PROGRAMS} separate `compile --json` processes | {separate:.1} | {:.2}× |", one / separate);
@@ -79,5 +89,11 @@ fn main() {
         100.0 * resumed / two
     );
     println!("\n{same} of {PROGRAMS} rows equal a separate `compile --json` run (timings aside)");
+    println!(
+        "per program (batch --jobs 2, compile + verify): median {:.0} ms, slowest {:.0} ms, sum {:.1} s",
+        per[per.len() / 2],
+        per[per.len() - 1],
+        total / 1e3
+    );
     let _ = std::fs::remove_dir_all(&root);
 }
