@@ -61,7 +61,8 @@ fn main() {
     let mut same = 0;
     for r in &rows {
         let name = r["name"].as_str().unwrap();
-        let o = exe().args(["compile", progs.join(format!("{name}.rasp")).to_str().unwrap(), "--json"]).output().unwrap();
+        let o =
+            exe().args(["compile", progs.join(format!("{name}.rasp")).to_str().unwrap(), "--json"]).output().unwrap();
         assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
         let mut alone: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         alone["program"] = name.into();

@@ -99,7 +99,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn file_job(path: &Path) -> Result<Job> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "program".into());
     Ok(Job {
         name: sanitise(&stem),
@@ -154,10 +155,7 @@ impl Settings {
             self.verify.seed,
             self.baseline,
             self.dtype.name()
-        ) + &format!(
-            " {:?}",
-            (o.max_mlp_width, o.rule_tables, o.share_heads, o.share_residual, o.rotate, &o.emit_lp)
-        )
+        ) + &format!(" {:?}", (o.max_mlp_width, o.rule_tables, o.share_heads, o.share_residual, o.rotate, &o.emit_lp))
     }
 }
 
@@ -329,8 +327,14 @@ fn remove_stale_temporaries(out: &Path) {
 
 /// Compiles, verifies and writes one program; any failure becomes the row's error.
 fn compile_one(job: &Job, settings: &Settings, dir: &Path) -> Row {
-    let mut row =
-        Row { name: job.name.clone(), origin: job.origin.clone(), error: None, compiled: None, baseline: None, skipped: false };
+    let mut row = Row {
+        name: job.name.clone(),
+        origin: job.origin.clone(),
+        error: None,
+        compiled: None,
+        baseline: None,
+        skipped: false,
+    };
     let attempt = || -> Result<(Json, Option<Json>)> {
         let program = if job.json {
             Program::from_json(&job.origin, &job.text)?
@@ -479,7 +483,8 @@ pub fn summary(rows: &[Row]) -> String {
         ok.len(),
         if skipped > 0 { format!(" ({skipped} unchanged since the last run: not recompiled)") } else { String::new() }
     );
-    let pairs: Vec<(&Json, &Json)> = ok.iter().filter_map(|r| Some((r.compiled.as_ref()?, r.baseline.as_ref()?))).collect();
+    let pairs: Vec<(&Json, &Json)> =
+        ok.iter().filter_map(|r| Some((r.compiled.as_ref()?, r.baseline.as_ref()?))).collect();
     if !pairs.is_empty() {
         let num = |j: &Json, k: &str| j.get(k).and_then(Json::as_f64).unwrap_or(0.0);
         let geomean = |k: &str| {

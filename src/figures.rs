@@ -154,7 +154,8 @@ impl LineChart<'_> {
         let h = 340.0;
         let (left, top, bottom) = (60.0, 36.0, 50.0);
         let points = || self.series.iter().flat_map(|(_, p)| p.iter());
-        let (mut x0, mut x1) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
+        let (mut x0, mut x1) =
+            points().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| (a.min(*x), b.max(*x)));
         if !x0.is_finite() {
             (x0, x1) = (0.0, 1.0);
         }
@@ -168,7 +169,10 @@ impl LineChart<'_> {
         let px = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
         let py = |y: f64| top + (1.0 - (y - y0) / (y1 - y0)) * (h - top - bottom);
         let mut s = String::new();
-        let _ = writeln!(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">");
+        let _ = writeln!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+        );
         let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
         let _ = writeln!(s, "<text x=\"10\" y=\"20\" {FONT} font-size=\"14\">{}</text>", escape(self.title));
         // axes, y ticks at 5 even steps, x ticks at each distinct x

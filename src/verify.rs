@@ -222,7 +222,12 @@ pub fn verify_with(
 /// Largest absolute difference between two models' output logits (every
 /// non-BOS position) on `inputs`, using both cores. The models must share
 /// vocab and output columns, as a model and its unoptimised reference do.
-pub fn max_logit_difference(a: &Model, b: &Model, inputs: &[Vec<Value>], threads: usize) -> crate::diagnostic::Result<f64> {
+pub fn max_logit_difference(
+    a: &Model,
+    b: &Model,
+    inputs: &[Vec<Value>],
+    threads: usize,
+) -> crate::diagnostic::Result<f64> {
     let (ra, rb) = (Runner::new(a)?, Runner::new(b)?);
     if a.config.d_vocab_out != b.config.d_vocab_out || a.meta.tokens != b.meta.tokens {
         return Err(crate::diagnostic::Error::internal("compared models differ in vocab or outputs"));

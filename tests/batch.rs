@@ -106,7 +106,8 @@ fn a_killed_batch_leaves_complete_models_and_the_resume_finishes_it() {
     corpus(&progs, 24, 12, &[]);
     let out = tmp.join("out");
     let args = ["batch", progs.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "1", "--format", "json"];
-    let mut child = exe().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        exe().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     // kill it once a few models are written, mid-corpus
     let started = std::time::Instant::now();
     loop {
@@ -140,6 +141,37 @@ fn a_killed_batch_leaves_complete_models_and_the_resume_finishes_it() {
 }
 
 #[test]
+fn ctrl_c_finishes_the_running_programs_and_writes_the_results() {
+    let tmp = temp_dir("sigint");
+    let progs = tmp.join("progs");
+    corpus(&progs, 24, 12, &[]);
+    let out = tmp.join("out");
+    let args = ["batch", progs.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "1", "--format", "json"];
+    let child =
+        exe().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&out).map(|d| d.flatten().filter(|e| e.path().is_dir()).count()).unwrap_or(0) < 2
+        && started.elapsed().as_secs() < 120
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted after") && err.contains("run the same command again"), "{err}");
+    // the program that was running finished: every directory is a complete
+    // model, none hidden, and each is in the results
+    let models = only_complete_models(&out);
+    assert!(models.iter().all(|n| !n.starts_with('.')), "{models:?}");
+    assert!(models.len() < 24, "Ctrl-C stopped nothing");
+    let mut rows: Vec<String> = json_rows(&out).iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    rows.sort();
+    assert_eq!(rows, models);
+}
+
+#[test]
 fn a_second_run_skips_unchanged_programs_and_redoes_changed_ones() {
     let tmp = temp_dir("resume");
     let progs = tmp.join("progs");
@@ -147,7 +179,8 @@ fn a_second_run_skips_unchanged_programs_and_redoes_changed_ones() {
     let out = tmp.join("out");
     let base = ["batch", progs.to_str().unwrap(), "--out", out.to_str().unwrap(), "--summary"];
     assert!(run(&base).status.success());
-    let modified = |name: &str| std::fs::metadata(out.join(name).join("model.safetensors")).unwrap().modified().unwrap();
+    let modified =
+        |name: &str| std::fs::metadata(out.join(name).join("model.safetensors")).unwrap().modified().unwrap();
     let before = modified("p000");
     let again = run(&base);
     let err = String::from_utf8_lossy(&again.stderr);

@@ -1,7 +1,6 @@
 //! Gradient-descent compression (`tracr-opt compress`, docs/COMPRESSION.md)
 //! and the exact residual rotation (`compile --rotate`).
 
-
 use std::process::Command;
 use tracr_opt::compress::{compress, Init, Options};
 use tracr_opt::model::project::{fold, rotate};

@@ -35,7 +35,8 @@ fn compressed_model() -> &'static std::path::Path {
         let p = tracr_opt::Program::load("frac_prevs").unwrap();
         let s = p.settings_with(None, None, None).unwrap();
         let c = tracr_opt::compile(&p, &s, &tracr_opt::CompileOptions::baseline()).unwrap();
-        let options = tracr_opt::compress::Options { steps: 300, lrs: vec![0.01], ..tracr_opt::compress::Options::new(6) };
+        let options =
+            tracr_opt::compress::Options { steps: 300, lrs: vec![0.01], ..tracr_opt::compress::Options::new(6) };
         let out = tracr_opt::compress::compress(&c.model, &c.tabulated, "baseline", &options, &mut |_| {}).unwrap();
         let dir = python::python_dir().parent().unwrap().join("target/tmp/tl-compressed-frac_prevs");
         out.model.save(&dir, tracr_opt::DType::F32).unwrap();

@@ -123,14 +123,19 @@ pub fn run(args: BatchArgs) -> Result<()> {
     };
     let results_path = args.out.join(format!("results.{}", args.format.name()));
     let format = args.format.name();
-    let write = |rows: &[Row]| crate::files::write_atomic(&results_path, crate::batch::format_rows(rows, format).as_bytes());
+    let write =
+        |rows: &[Row]| crate::files::write_atomic(&results_path, crate::batch::format_rows(rows, format).as_bytes());
     let rows = crate::batch::run(&jobs, &settings, &args.out, threads, &stop, &progress, &write)?;
     bar.finish_and_clear();
     print!("{}", crate::batch::format_rows(&rows, format));
     if args.summary {
         eprint!("{}", crate::batch::summary(&rows));
     }
-    eprintln!("wrote {} and a model directory per compiled program under {}", results_path.display(), args.out.display());
+    eprintln!(
+        "wrote {} and a model directory per compiled program under {}",
+        results_path.display(),
+        args.out.display()
+    );
     if stop.load(Ordering::SeqCst) && rows.len() < jobs.len() {
         return Err(Error::usage(format!(
             "interrupted after {} of {} programs; run the same command again to finish (finished programs are skipped)",
@@ -140,7 +145,11 @@ pub fn run(args: BatchArgs) -> Result<()> {
     }
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
     if failed > 0 {
-        return Err(Error::program(format!("{failed} of {} programs failed (see {})", rows.len(), results_path.display())));
+        return Err(Error::program(format!(
+            "{failed} of {} programs failed (see {})",
+            rows.len(),
+            results_path.display()
+        )));
     }
     Ok(())
 }

@@ -38,7 +38,8 @@ pub fn run(args: CompileArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
     let compiled = super::progress::compile_with_spinner(&p, &settings, &args.model.options()?)?;
-    let report = if args.no_verify { None } else { Some(super::progress::verify_with_bar(&compiled, &args.verify.options())?) };
+    let report =
+        if args.no_verify { None } else { Some(super::progress::verify_with_bar(&compiled, &args.verify.options())?) };
     let model = &compiled.model;
     let compile_ms = compiled.stage_ms.iter().map(|(_, ms)| ms).sum::<f64>();
     if let Some(r) = &report {

@@ -171,7 +171,9 @@ fn starts(args: &CompressArgs) -> Result<Vec<Start>> {
 
 fn lrs(s: &str) -> Result<Vec<f64>> {
     s.split(',')
-        .map(|x| x.trim().parse::<f64>().map_err(|_| Error::usage(format!("--lr {s}: give numbers such as 0.01,0.001"))))
+        .map(|x| {
+            x.trim().parse::<f64>().map_err(|_| Error::usage(format!("--lr {s}: give numbers such as 0.01,0.001")))
+        })
         .collect()
 }
 
@@ -274,7 +276,8 @@ fn save(o: &Outcome, dir: &Path, dtype: DType) -> Result<()> {
 
 pub fn run(args: CompressArgs) -> Result<()> {
     let mut check = Options::new(args.d_model.unwrap_or(1));
-    check = Options { steps: args.steps, batch: args.batch, lrs: lrs(&args.lr)?, layer_weight: args.layer_weight, ..check };
+    check =
+        Options { steps: args.steps, batch: args.batch, lrs: lrs(&args.lr)?, layer_weight: args.layer_weight, ..check };
     if let Some(dir) = &args.out {
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !parent.is_dir() {
@@ -330,9 +333,11 @@ pub fn run(args: CompressArgs) -> Result<()> {
             let o = run_one(start, &options(&args, k)?)?;
             let c = o.model.meta.compression.as_ref().expect("compressed");
             if let Some(dir) = &args.out {
-                std::fs::create_dir_all(dir).map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
                 let sub = if starts.len() > 1 { dir.join(start.from) } else { dir.to_path_buf() };
-                std::fs::create_dir_all(&sub).map_err(|e| Error::usage(format!("cannot create {}: {e}", sub.display())))?;
+                std::fs::create_dir_all(&sub)
+                    .map_err(|e| Error::usage(format!("cannot create {}: {e}", sub.display())))?;
                 save(&o, &sub.join(format!("d{k}")), args.dtype)?;
             }
             if !args.json {
@@ -364,7 +369,10 @@ pub fn run(args: CompressArgs) -> Result<()> {
     let j = serde_json::json!({ "program": program, "sweep": json_series });
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
-        crate::files::write_atomic(&dir.join("sweep.svg"), crate::compress::sweep_figure(&program, &series).as_bytes())?;
+        crate::files::write_atomic(
+            &dir.join("sweep.svg"),
+            crate::compress::sweep_figure(&program, &series).as_bytes(),
+        )?;
         let mut text = serde_json::to_string_pretty(&j).map_err(|e| Error::internal(e.to_string()))?;
         text.push('\n');
         crate::files::write_atomic(&dir.join("sweep.json"), text.as_bytes())?;

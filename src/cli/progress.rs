@@ -32,7 +32,9 @@ impl Counter {
 
     /// `done` of `total`; draws from the first call after [`DELAY`].
     pub fn set(&self, done: usize, total: usize) {
-        if !self.shown.load(Ordering::Relaxed) && self.started.elapsed() > DELAY && !self.shown.swap(true, Ordering::SeqCst)
+        if !self.shown.load(Ordering::Relaxed)
+            && self.started.elapsed() > DELAY
+            && !self.shown.swap(true, Ordering::SeqCst)
         {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
         }
@@ -97,10 +99,9 @@ pub fn compile_with_spinner(
     options: &crate::CompileOptions,
 ) -> crate::Result<crate::Compiled> {
     let what = match options.allocator {
-        crate::AllocatorKind::Ilp => format!(
-            "compiling {} (layer allocation ILP, at most {} s)",
-            p.name, options.time_limit_secs
-        ),
+        crate::AllocatorKind::Ilp => {
+            format!("compiling {} (layer allocation ILP, at most {} s)", p.name, options.time_limit_secs)
+        }
         crate::AllocatorKind::Heuristic => format!("compiling {}", p.name),
     };
     let _spinner = Spinner::after_delay(what);

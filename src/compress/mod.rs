@@ -356,7 +356,8 @@ pub struct SweepPoint {
 pub fn sweep_figure(program: &str, series: &[(String, Vec<SweepPoint>)]) -> String {
     let mut lines = Vec::new();
     for (name, points) in series {
-        lines.push((format!("{name}: accuracy"), points.iter().map(|p| (p.d_model as f64, Some(p.accuracy))).collect()));
+        lines
+            .push((format!("{name}: accuracy"), points.iter().map(|p| (p.d_model as f64, Some(p.accuracy))).collect()));
         if points.iter().any(|p| p.within_0_05.is_some()) {
             lines.push((
                 format!("{name}: within 0.05"),

@@ -349,7 +349,10 @@ pub(super) fn train(
             while start < b.count {
                 let len = 1024.min(b.count - start);
                 let part = |t: &Tensor| t.narrow(0, start, len);
-                let target = Pass { sub: b.target.sub.iter().map(part).collect::<CResult<_>>()?, logits: part(&b.target.logits)? };
+                let target = Pass {
+                    sub: b.target.sub.iter().map(part).collect::<CResult<_>>()?,
+                    logits: part(&b.target.logits)?,
+                };
                 let out = frozen.forward(&part(&b.x0)?, Some(w))?;
                 let (l, _, _) = loss(&out, &target, &live, numerical, options)?;
                 sum += l.to_scalar::<f64>()? * len as f64;
@@ -408,12 +411,8 @@ pub(super) fn train(
             let out = frozen.forward_at(&x0, Some(w.as_tensor()), sharpness)?;
             let (total_loss, output, layer) = loss(&out, &target, &live, numerical, options)?;
             opt.backward_step(&total_loss)?;
-            let s = Step {
-                step,
-                loss: total_loss.to_scalar()?,
-                output: output.to_scalar()?,
-                layer: layer.to_scalar()?,
-            };
+            let s =
+                Step { step, loss: total_loss.to_scalar()?, output: output.to_scalar()?, layer: layer.to_scalar()? };
             on_step(&s);
             history.push(s);
             // checkpoints only once attention is at full sharpness
@@ -446,7 +445,8 @@ pub(super) fn layer_cosines(frozen: &Frozen, buckets: &[Bucket], w: &Array2<f64>
                 let x0 = b.x0.narrow(0, start, len)?;
                 let out = frozen.forward(&x0, Some(&wt))?;
                 for (l, sum) in sums.iter_mut().enumerate() {
-                    let exact = (b.target.sub[2 * l].narrow(0, start, len)? + b.target.sub[2 * l + 1].narrow(0, start, len)?)?;
+                    let exact = (b.target.sub[2 * l].narrow(0, start, len)?
+                        + b.target.sub[2 * l + 1].narrow(0, start, len)?)?;
                     let approx = (&out.sub[2 * l] + &out.sub[2 * l + 1])?;
                     let d = exact.dim(2)?;
                     let e = exact.reshape(((), d))?.to_vec2::<f64>()?;
