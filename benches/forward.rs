@@ -42,7 +42,7 @@ fn forward(c: &mut Criterion) {
         let p = Program::load(name).unwrap();
         let s = p.settings.clone().unwrap();
         let compiled = compile(&p, &s, &ilp).unwrap();
-        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 1, seed: 0 });
+        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 1, seed: 0, threads: 0 });
         group.throughput(Throughput::Elements(inputs.len() as u64));
         group.bench_function(name, |bench| {
             bench.iter(|| assert!(verify(&compiled.model, &compiled.tabulated, &inputs, exhaustive).ok()))

@@ -65,9 +65,19 @@ impl Span {
         let start = self.start.min(text.len());
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let line = &text[line_start..line_end];
-        let pad: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let width = text[start..self.end.clamp(start, line_end)].chars().count().max(1);
+        // a very long line is shown as a window around the span, so one
+        // error never prints kilobytes of source
+        const CONTEXT: usize = 60;
+        let before: Vec<char> = text[line_start..start].chars().collect();
+        let after: Vec<char> = text[start..line_end].chars().collect();
+        let (cut_before, cut_after) = (before.len() > CONTEXT, after.len() > 2 * CONTEXT);
+        let shown_before: String = before[before.len().saturating_sub(CONTEXT)..].iter().collect();
+        let shown_after: String = after[..after.len().min(2 * CONTEXT)].iter().collect();
+        let lead = if cut_before { "…" } else { "" };
+        let line = format!("{lead}{shown_before}{shown_after}{}", if cut_after { "…" } else { "" });
+        let pad: String =
+            lead.chars().chain(shown_before.chars()).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let width = text[start..self.end.clamp(start, line_end)].chars().count().clamp(1, 2 * CONTEXT);
         let (l, _) = self.line_col();
         let gutter = l.to_string();
         format!("{:w$} |\n{} | {}\n{:w$} | {}{}", "", gutter, line, "", pad, "^".repeat(width), w = gutter.len())
@@ -184,6 +194,21 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_span() {
+        let text = format!("x = {}y\n", "1 + ".repeat(500));
+        let file = std::sync::Arc::new(SourceFile { name: "f.rasp".into(), text: text.clone() });
+        let at = text.find('y').unwrap();
+        let s = Span { file, start: at, end: at + 1 };
+        let u = s.underline();
+        assert!(u.len() < 400, "{} bytes: {u}", u.len());
+        let lines: Vec<&str> = u.lines().collect();
+        // the caret sits under the y
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(lines[1].chars().nth(lines[2][..caret].chars().count()), Some('y'), "{u}");
+        assert!(lines[1].contains("| …"));
+    }
 
     #[test]
     fn location_and_underline_point_at_the_span() {

@@ -44,3 +44,25 @@ fn hist_vocab_3_is_exact_at_20_and_40() {
         check("hist", ["t0", "t1", "t2"].iter().map(|t| Value::Str(t.to_string())).collect(), n);
     }
 }
+
+#[test]
+fn large_numerical_defaults_do_not_leak_into_the_mean() {
+    // a numerical Aggregate's default reaches every query through BOS with a
+    // tiny weight; the attention scale grows with the largest value carried,
+    // so a default of 1e10 leaks less than 1e-9 (it leaked 1.67 before)
+    for default in ["10000000000", "-1000000000000", "65535"] {
+        let text = format!(
+            "bools = numerical(Map(lambda t: 1 if t == \"x\" else 0, tokens))\n\
+             frac = numerical(Aggregate(Select(indices, indices, LEQ), bools, default={default}))\n\
+             compile(frac, vocab={{\"a\", \"b\", \"x\"}}, max_seq_len=5)\n"
+        );
+        let p = tracr_opt::Program::from_rasp("big_default.rasp", &text).unwrap();
+        let s = p.settings_with(None, None, None).unwrap();
+        for options in [tracr_opt::CompileOptions::default(), tracr_opt::CompileOptions::baseline()] {
+            let c = tracr_opt::compile(&p, &s, &options).unwrap();
+            let r = c.verify(&tracr_opt::VerifyOptions::default()).unwrap();
+            assert!(r.exhaustive && r.ok(), "default {default}: {r:?}");
+            assert!(r.max_abs_error < 1e-6, "default {default}: error {}", r.max_abs_error);
+        }
+    }
+}

@@ -81,7 +81,7 @@ fn ilp_models_verify_exhaustively() {
             let mut s = p.settings.clone().unwrap();
             s.causal = causal;
             let c = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &plain()).unwrap();
-            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
             let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
             assert!(exhaustive && r.ok(), "{} causal={causal}: {} mismatches", b.name, r.mismatches);
         }
@@ -96,7 +96,7 @@ fn models_of_every_objective_order_verify() {
         for objectives in [&[Objective::Params][..], &[Objective::Heads][..], &[Objective::Mlp, Objective::Layers][..]]
         {
             let c = compile(&p, &s, &ilp(objectives), &plain()).unwrap();
-            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
             let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
             assert!(r.ok(), "{name} {objectives:?}: {} mismatches", r.mismatches);
         }

@@ -113,3 +113,26 @@ fn function_call_arity_names_the_definition() {
     assert!(e.starts_with("prog.rasp:3:7: error: 'f' takes 2 arguments but 1 were given"), "{e}");
     assert!(e.contains("defined at prog.rasp:1:5"), "{e}");
 }
+
+#[test]
+fn a_long_chain_of_operators_is_refused_not_a_stack_overflow() {
+    // 9 000 chained `+ 1` aborted compile, eval and convert (stack overflow
+    // in the recursive passes over the expression tree); now it is an error
+    // that shows a window of the line, not all of it
+    let text =
+        format!("x = Map(lambda t: t{}, tokens)\ncompile(x, vocab={{1, 2}}, max_seq_len=3)\n", " + 1".repeat(9000));
+    let e = error_of(&text);
+    assert!(e.contains("expression too long: more than 2000 operators in one chain"), "{}", &e[..e.len().min(400)]);
+    assert!(e.starts_with("prog.rasp:1:"), "{}", &e[..e.len().min(200)]);
+    assert!(e.len() < 1000, "the message is {} bytes", e.len());
+    // just under the limit, every pass that walks the tree runs
+    let text =
+        format!("x = Map(lambda t: t{}, tokens)\ncompile(x, vocab={{1, 2}}, max_seq_len=3)\n", " + 1".repeat(1990));
+    let file = Arc::new(SourceFile { name: "long.rasp".into(), text });
+    let p = load_source(file, None).unwrap();
+    let s = p.settings.clone().unwrap();
+    let c = tracr_opt::compile(&p, &s, &tracr_opt::CompileOptions::default()).unwrap();
+    assert!(c.verify(&tracr_opt::VerifyOptions::default()).unwrap().ok());
+    assert!(p.to_json(&s).unwrap().contains("\"format\""));
+    assert_eq!(p.evaluate(&[tracr_opt::Value::Int(1)], false).unwrap(), vec![tracr_opt::Value::Int(1991)]);
+}

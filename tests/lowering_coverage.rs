@@ -16,7 +16,7 @@ fn verifies(name: &str, body: &str, settings: &str) {
         let mut s = p.settings.clone().unwrap();
         s.causal = causal;
         let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 500, seed: 1 });
+        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 500, seed: 1, threads: 0 });
         let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
         assert!(
             r.ok() && r.inputs > 0,

@@ -141,7 +141,7 @@ fn every_live_direction_holds_its_exact_value_in_its_shared_dimension() {
         let mapping: Vec<(Span, usize, usize)> =
             spans.iter().map(|(dir, span)| (*span, column(&alone.model, dir), column(&shared.model, dir))).collect();
         let (a, b_run) = (Runner::new(&alone.model).unwrap(), Runner::new(&shared.model).unwrap());
-        let (inputs, _) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 300, seed: 1 });
+        let (inputs, _) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 300, seed: 1, threads: 0 });
         for input in inputs.iter().step_by((inputs.len() / 300).max(1)) {
             let ids = a.encode(input).unwrap();
             let (ra, rb) = (a.residual_streams(&ids), b_run.residual_streams(&ids));
@@ -180,7 +180,7 @@ fn the_width_objective_shrinks_dyck_further_and_its_models_verify() {
             if b.name == "shuffle_dyck2" || b.name == "shuffle_dyck3" {
                 assert!(by_width.model.config.d_model < by_params.model.config.d_model, "{ctx}");
             }
-            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0 });
+            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
             let r = verify(&by_width.model, &by_width.tabulated, &inputs, exhaustive);
             assert!(r.ok() && exhaustive, "{ctx}: {} mismatches, e.g. {:?}", r.mismatches, r.examples.first());
         }

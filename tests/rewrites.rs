@@ -30,7 +30,7 @@ fn compiled(p: &Program, options: &Options) -> Compiled {
         let mut s = p.settings.clone().unwrap();
         s.causal = causal;
         let c = compile(p, &s, &ilp(), options).unwrap_or_else(|e| panic!("{}: {e}", p.name));
-        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 500, seed: 1 });
+        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 500, seed: 1, threads: 0 });
         let r = verify(&c.model, &c.tabulated, &inputs, exhaustive);
         assert!(r.ok(), "{} (causal={causal}): {} mismatches, e.g. {:?}", p.name, r.mismatches, r.examples.first());
         out = Some(c);

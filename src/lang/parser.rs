@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 /// Nesting limit: deeper input is rejected with an error rather than overflowing the stack.
 const MAX_DEPTH: usize = 200;
+/// Most binary operators in one left-associative chain (with the nesting
+/// around it): each is a level of the expression tree.
+const MAX_CHAIN: usize = 2000;
 
 /// Parses `.rasp` text into statements; errors name the place.
 pub fn parse(file: &Arc<SourceFile>) -> Result<Vec<Stmt>> {
@@ -331,9 +334,20 @@ impl Parser {
 
     fn binary_level(&mut self, ops: &[(&str, Op)], next: fn(&mut Self) -> Result<Expr>) -> Result<Expr> {
         let mut l = next(self)?;
+        // a chain `a + b + c + …` parses in a loop but builds a tree as deep
+        // as it is long, and evaluating, printing and dropping that tree
+        // recurse: bound it as nesting is bounded
+        let mut chain = 0usize;
         'outer: loop {
             for (sym, op) in ops {
                 if self.eat_op(sym) {
+                    chain += 1;
+                    if chain + self.depth > MAX_CHAIN {
+                        return Err(Error::at(
+                            &self.peek().span,
+                            format!("expression too long: more than {MAX_CHAIN} operators in one chain; split it over several assignments"),
+                        ));
+                    }
                     let r = next(self)?;
                     let span = l.span.to(&r.span);
                     l = Expr::new(ExprKind::Binary(*op, Box::new(l), Box::new(r)), span);

@@ -27,7 +27,33 @@ pub const EPS: f64 = 1e-9;
 
 /// The softmax scale for a given maximum length (rule 1).
 pub fn attention_scale(max_seq_len: usize) -> f64 {
-    2.0 * (((max_seq_len + 1) as f64) / EPS).ln()
+    scale_for(max_seq_len, 1.0)
+}
+
+/// The softmax scale when numerical Aggregates carry values (or defaults)
+/// up to `magnitude` (at least 1): every unselected key then gets weight at
+/// most ε / ((max_seq_len + 1) · magnitude), so what leaks into a mean, the
+/// default included, stays below ε however large the values are.
+pub fn scale_for(max_seq_len: usize, magnitude: f64) -> f64 {
+    2.0 * (((max_seq_len + 1) as f64) * magnitude.max(1.0) / EPS).ln()
+}
+
+/// The largest |value| a numerical Aggregate of `p` averages or falls back
+/// to (1 when there is none or all are smaller).
+fn aggregate_magnitude(p: &Program, vs: &ValueSets) -> f64 {
+    let mut m = 1.0f64;
+    for node in &p.nodes {
+        if let Op::Aggregate { sop, default, .. } = &node.op {
+            if node.encoding == Encoding::Numerical {
+                for v in vs.of(*sop).iter().chain(std::iter::once(default)) {
+                    if let Some(x) = v.as_f64().filter(|x| x.is_finite()) {
+                        m = m.max(x.abs());
+                    }
+                }
+            }
+        }
+    }
+    m
 }
 
 /// How the embeddings write an s-op that needs no block.
@@ -136,7 +162,7 @@ pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptio
         p,
         vs,
         settings,
-        scale: attention_scale(settings.max_seq_len),
+        scale: scale_for(settings.max_seq_len, aggregate_magnitude(p, vs)),
         blocks: Vec::new(),
         producer: vec![None; p.nodes.len()],
         embedded: vec![None; p.nodes.len()],
