@@ -1,7 +1,7 @@
 //! `tracr-opt batch`: a corpus compiled in parallel, resumable, with one
 //! results table (the engine is `crate::batch`).
 
-use super::{parse_vocab, ModelArgs, VerifyArgs};
+use super::{ModelArgs, SettingsArgs, VerifyArgs};
 use crate::batch::{Row, Settings};
 use crate::diagnostic::{Error, Result};
 use crate::model::io::DType;
@@ -53,15 +53,9 @@ pub struct BatchArgs {
     /// baseline, failures by message.
     #[arg(long)]
     pub summary: bool,
-    /// Vocabulary for every program (overrides each program's own).
-    #[arg(long)]
-    pub vocab: Option<String>,
-    /// max_seq_len for every program.
-    #[arg(long)]
-    pub max_seq_len: Option<usize>,
-    /// Causal attention for every program.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
-    pub causal: Option<bool>,
+    /// Settings for every program (each program's own where not given).
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -79,7 +73,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
     if args.jobs == Some(0) {
         return Err(Error::usage("--jobs must be at least 1"));
     }
-    if let Some(m) = args.max_seq_len {
+    if let Some(m) = args.settings.max_seq_len {
         if m == 0 || m > crate::MAX_SEQ_LEN {
             return Err(Error::usage(format!("--max-seq-len must be between 1 and {}", crate::MAX_SEQ_LEN)));
         }
@@ -90,9 +84,9 @@ pub fn run(args: BatchArgs) -> Result<()> {
     }
     let jobs = crate::batch::collect(&args.inputs)?;
     let settings = Settings {
-        vocab: args.vocab.as_deref().map(parse_vocab).transpose()?,
-        max_seq_len: args.max_seq_len,
-        causal: args.causal,
+        vocab: args.settings.vocab()?,
+        max_seq_len: args.settings.max_seq_len,
+        causal: args.settings.causal,
         options,
         verify,
         baseline: args.baseline,

@@ -112,7 +112,7 @@ fn parse_sweep(s: &str) -> Result<Vec<usize>> {
 fn starts(args: &CompressArgs) -> Result<Vec<Start>> {
     let path = Path::new(&args.program.program);
     if path.is_dir() {
-        if args.from.is_some() || args.program.vocab.is_some() || args.program.max_seq_len.is_some() {
+        if args.from.is_some() || args.program.settings.vocab.is_some() || args.program.settings.max_seq_len.is_some() {
             return Err(Error::usage(
                 "a model directory is compressed as it is: --from, --vocab and --max-seq-len apply to programs",
             ));

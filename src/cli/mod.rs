@@ -166,11 +166,9 @@ impl VerifyArgs {
     }
 }
 
-/// Which program, and the settings that override its own.
+/// Settings that override a program's own `compile(...)` line.
 #[derive(Args, Clone, Debug)]
-pub struct ProgramArgs {
-    /// A bundled program name, a .rasp file or a .json file.
-    pub program: String,
+pub struct SettingsArgs {
     /// Vocabulary, e.g. "a b c" or "1,2,3" (numbers become ints/floats, True/False bools).
     #[arg(long)]
     pub vocab: Option<String>,
@@ -180,6 +178,23 @@ pub struct ProgramArgs {
     /// Causal attention: each position sees only itself and earlier positions.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub causal: Option<bool>,
+}
+
+impl SettingsArgs {
+    /// The vocab given, parsed.
+    pub fn vocab(&self) -> Result<Option<Vec<Value>>> {
+        self.vocab.as_deref().map(parse_vocab).transpose()
+    }
+}
+
+/// Which program, and the settings that override its own.
+#[derive(Args, Clone, Debug)]
+pub struct ProgramArgs {
+    /// A bundled program name, a .rasp file or a .json file.
+    pub program: String,
+    /// The settings that override the program's own.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// Use this top-level variable of a .rasp program as the output.
     #[arg(long, value_name = "NAME")]
     pub output: Option<String>,
@@ -193,8 +208,8 @@ impl ProgramArgs {
 
     /// The program's own settings, overridden by the flags given.
     pub fn settings(&self, p: &Program) -> Result<Settings> {
-        let vocab = self.vocab.as_deref().map(parse_vocab).transpose()?;
-        p.settings_with(vocab, self.max_seq_len, self.causal)
+        let o = &self.settings;
+        p.settings_with(o.vocab()?, o.max_seq_len, o.causal)
     }
 }
 
