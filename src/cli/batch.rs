@@ -1,35 +1,14 @@
 //! `tracr-opt batch`: a corpus compiled in parallel, resumable, with one
 //! results table (the engine is `crate::batch`).
 
-use super::{ModelArgs, SettingsArgs, VerifyArgs};
+use super::{Format, ModelArgs, SettingsArgs, VerifyArgs};
 use crate::batch::{Row, Settings};
 use crate::diagnostic::{Error, Result};
 use crate::model::io::DType;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-/// The results table's format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Markdown table.
-    Md,
-    /// Comma-separated values.
-    Csv,
-    /// One JSON object per program (with the whole `compile --json` object).
-    Json,
-}
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Format::Md => "md",
-            Format::Csv => "csv",
-            Format::Json => "json",
-        }
-    }
-}
 
 #[derive(Args)]
 pub struct BatchArgs {

@@ -1,20 +1,13 @@
 //! `tracr-opt compare`: Tracr / baseline / optimised, one row per program.
 
-use super::{ModelArgs, VerifyArgs};
+use super::{Format, ModelArgs, VerifyArgs};
 use crate::compare::compare;
 use crate::compare::table::{csv, json, markdown, update_section};
 use crate::diagnostic::{Error, Result};
 use crate::library::{self, PROGRAMS};
 use crate::Program;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Md,
-    Csv,
-    Json,
-}
 
 #[derive(Args)]
 pub struct CompareArgs {

@@ -59,6 +59,28 @@ pub enum Command {
     Batch(batch::BatchArgs),
 }
 
+/// A table's format (`compare`, `batch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Markdown table.
+    Md,
+    /// Comma-separated values.
+    Csv,
+    /// JSON (one object per row).
+    Json,
+}
+
+impl Format {
+    /// Its name, also the file extension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Md => "md",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
 /// Which allocator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AllocatorChoice {
