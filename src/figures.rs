@@ -42,7 +42,7 @@ pub struct Heatmap<'a> {
     pub rows: &'a [String],
     /// One label per column.
     pub cols: &'a [String],
-    /// values[r][c].
+    /// `values[r][c]`: row r, column c.
     pub values: &'a [Vec<f64>],
 }
 
