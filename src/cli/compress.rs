@@ -252,9 +252,15 @@ fn describe(o: &Outcome) -> String {
         c.output_mse,
         cosines(&c.layer_cosine)
     ));
-    if let (Some(a), Some(b)) = (o.history.first(), o.history.last()) {
-        s.push_str(&format!("  {} steps in {:.1} s, loss {:.3e} → {:.3e}", o.history.len(), o.seconds, a.loss, b.loss));
-    }
+    let t = &c.training;
+    s.push_str(&format!(
+        "  {} steps per learning rate in {:.1} s; kept W from step {} at lr {} (loss over the training inputs {:.3e})",
+        o.history.len(),
+        o.seconds,
+        t["kept_step"],
+        t["kept_lr"],
+        t["objective"].as_f64().unwrap_or(f64::NAN)
+    ));
     for g in &o.geometry {
         s.push_str(&format!(
             "\n  {} ({} directions): {:.0}% of their spread on one axis{}, mean |cos| {:.2}",
