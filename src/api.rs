@@ -369,6 +369,7 @@ impl Compiled {
             "layers": c.n_layers,
             "d_model": c.d_model,
             "d_model_lower_bound": m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
+            "rotated": m.meta.rotation.as_ref().map(|r| r.seed),
             "residual": m.meta.residual.as_ref().map(|r| serde_json::json!({
                 "shared": r.shared,
                 "d_model_unshared": r.d_model_unshared,

@@ -120,7 +120,10 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
                 " (one dimension per direction; residual sharing could reach {})",
                 r.d_model_lower_bound
             ),
-            None => String::new(),
+            None => match &m.meta.rotation {
+                Some(r) => format!(" (residual basis turned by the random rotation of seed {}: exact, no dimension holds one direction)", r.seed),
+                None => String::new(),
+            },
         },
         c.n_heads,
         c.d_head,
