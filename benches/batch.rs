@@ -7,6 +7,10 @@
 //!
 //! Prints one Markdown table (docs/RESULTS.md, "Batch").
 
+#[path = "../tests/common/untimed.rs"]
+mod untimed;
+use untimed::untimed;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -27,17 +31,6 @@ fn batch(progs: &Path, out: &Path, jobs: usize) -> f64 {
         .expect("runs tracr-opt batch");
     assert!(o.status.success(), "batch failed: {}", String::from_utf8_lossy(&o.stderr));
     started.elapsed().as_secs_f64()
-}
-
-fn untimed(mut j: serde_json::Value) -> serde_json::Value {
-    let o = j.as_object_mut().unwrap();
-    for k in ["compile_ms", "stage_ms", "solve_ms"] {
-        o.remove(k);
-    }
-    if let Some(v) = o.get_mut("verified").and_then(|v| v.as_object_mut()) {
-        v.remove("verify_ms");
-    }
-    j
 }
 
 fn main() {

@@ -34,17 +34,22 @@ pub const MAX_SEQ_LEN: usize = crate::rasp::valueset::MAX_VALUE_SET;
 /// The most random inputs verification draws (each is held in memory).
 pub const MAX_SAMPLES: usize = 1_000_000;
 
-/// Refuses settings no model can be built for, before anything is allocated.
-fn check_settings(settings: &Settings) -> Result<()> {
-    if settings.max_seq_len == 0 {
+/// Refuses a max_seq_len of 0 or over [`MAX_SEQ_LEN`].
+pub fn check_max_seq_len(max_seq_len: usize) -> Result<()> {
+    if max_seq_len == 0 {
         return Err(Error::usage("--max-seq-len must be at least 1"));
     }
-    if settings.max_seq_len > MAX_SEQ_LEN {
+    if max_seq_len > MAX_SEQ_LEN {
         return Err(Error::usage(format!(
-            "max_seq_len {} is over the limit of {MAX_SEQ_LEN} (indices would take more values than any value set may)",
-            settings.max_seq_len
+            "max_seq_len {max_seq_len} is over the limit of {MAX_SEQ_LEN} (indices would take more values than any value set may)"
         )));
     }
+    Ok(())
+}
+
+/// Refuses settings no model can be built for, before anything is allocated.
+fn check_settings(settings: &Settings) -> Result<()> {
+    check_max_seq_len(settings.max_seq_len)?;
     if settings.vocab.is_empty() {
         return Err(Error::usage("--vocab is empty"));
     }

@@ -2,6 +2,10 @@
 //! it, results equal separate `compile --json` runs, an interrupted batch
 //! leaves only complete model directories and resumes.
 
+#[path = "common/untimed.rs"]
+mod untimed;
+use untimed::untimed;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -53,18 +57,6 @@ fn only_complete_models(out: &Path) -> Vec<String> {
     }
     names.sort();
     names
-}
-
-/// The `compile --json` fields that do not depend on timing.
-fn untimed(mut j: serde_json::Value) -> serde_json::Value {
-    let o = j.as_object_mut().unwrap();
-    for k in ["compile_ms", "stage_ms", "solve_ms"] {
-        o.remove(k);
-    }
-    if let Some(v) = o.get_mut("verified").and_then(|v| v.as_object_mut()) {
-        v.remove("verify_ms");
-    }
-    j
 }
 
 #[test]

@@ -53,9 +53,7 @@ pub fn run(args: BatchArgs) -> Result<()> {
         return Err(Error::usage("--jobs must be at least 1"));
     }
     if let Some(m) = args.settings.max_seq_len {
-        if m == 0 || m > crate::MAX_SEQ_LEN {
-            return Err(Error::usage(format!("--max-seq-len must be between 1 and {}", crate::MAX_SEQ_LEN)));
-        }
+        crate::check_max_seq_len(m)?; // once here, not once per program
     }
     let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     if !parent.is_dir() {
