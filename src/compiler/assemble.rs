@@ -64,6 +64,48 @@ fn share(blocks: &[Block], attn: &[usize], enabled: bool, factorise: bool) -> Ve
     out
 }
 
+/// Where assembly put each block and erasure: the component indices the
+/// circuit map (`circuit.rs`) names.
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// Per block (by index in the blocks assembled).
+    pub blocks: Vec<Option<Slot>>,
+    /// Per erasure of the layout, in its order: (layer, neurons).
+    pub erasures: Vec<(usize, Vec<usize>)>,
+}
+
+/// One block's place in the model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Slot {
+    /// Head `head` of `layer`; the head's W_Q/W_K use dimensions
+    /// `0..qk_rank`, and this block's outputs are written by the W_V/W_O
+    /// dimensions `ov_dims`. `members` are every block the head computes
+    /// (more than one when heads with the same pattern were merged).
+    Head {
+        /// The layer.
+        layer: usize,
+        /// The head within it.
+        head: usize,
+        /// W_QK's rank (head dimensions of W_Q and W_K used).
+        qk_rank: usize,
+        /// The W_V/W_O head dimensions that write this block's outputs.
+        ov_dims: Vec<usize>,
+        /// The blocks merged into this head.
+        members: Vec<usize>,
+        /// How W_QK's head basis was chosen.
+        qk_basis: super::craft::Basis,
+        /// How W_OV's head basis was chosen.
+        ov_basis: super::craft::Basis,
+    },
+    /// Neurons `neurons` of `layer`'s MLP.
+    Mlp {
+        /// The layer.
+        layer: usize,
+        /// The hidden neurons, in `hook_post` order.
+        neurons: std::ops::Range<usize>,
+    },
+}
+
 /// A head's width: the larger rank of its two factors (Tracr's layout: keys
 /// read and outputs written), 0 for an MLP.
 pub fn head_width(b: &Block) -> usize {
@@ -73,8 +115,9 @@ pub fn head_width(b: &Block) -> usize {
     }
 }
 
-/// The dense model: each block's weights in its sublayer, each direction in its column.
-pub fn assemble(inp: AssembleInput) -> Result<Model> {
+/// The dense model: each block's weights in its sublayer, each direction in
+/// its column; and where each block went.
+pub fn assemble(inp: AssembleInput) -> Result<(Model, Placement)> {
     let AssembleInput {
         program,
         settings,
@@ -105,14 +148,15 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
     let heads: Vec<Vec<(Vec<usize>, Head)>> = attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
     let n_heads = heads.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let d_head = heads.iter().flatten().map(|(_, h)| h.width()).max().unwrap_or(0).max(1);
-    let mut erased: Vec<Vec<&super::residual::Erasure>> = vec![Vec::new(); n_layers];
-    for e in &layout.erasures {
-        erased[e.layer].push(e);
+    // per layer, its erasures by index in the layout
+    let mut erased: Vec<Vec<usize>> = vec![Vec::new(); n_layers];
+    for (i, e) in layout.erasures.iter().enumerate() {
+        erased[e.layer].push(i);
     }
     let d_mlp = (0..n_layers)
         .map(|l| {
             mlp[l].iter().map(|b| blocks[*b].width()).sum::<usize>()
-                + erased[l].iter().map(|e| e.with.new_neurons()).sum::<usize>()
+                + erased[l].iter().map(|e| layout.erasures[*e].with.new_neurons()).sum::<usize>()
         })
         .max()
         .unwrap_or(0)
@@ -121,6 +165,8 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
 
     let mut layers = Vec::with_capacity(n_layers);
     let mut infos = Vec::with_capacity(n_layers);
+    let mut placement =
+        Placement { blocks: vec![None; blocks.len()], erasures: vec![(0, vec![]); layout.erasures.len()] };
     for l in 0..n_layers {
         let mut layer = Layer {
             w_q: Array3::zeros((n_heads, d_model, d_head)),
@@ -149,6 +195,21 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
                 for (c, w) in o.iter().filter_map(|(d, w)| Some((col(d)?, w))) {
                     layer.w_o[[h, j, c]] = *w;
                 }
+            }
+            for m in members {
+                let Body::Head(own) = &blocks[*m].body else { unreachable!() };
+                let writes: std::collections::BTreeSet<&Dir> = own.ov.iter().map(|(_, o, _)| o).collect();
+                let ov_dims =
+                    (0..layout.ov.rank()).filter(|j| layout.ov.right[*j].keys().any(|d| writes.contains(d))).collect();
+                placement.blocks[*m] = Some(Slot::Head {
+                    layer: l,
+                    head: h,
+                    qk_rank: layout.qk.rank(),
+                    ov_dims,
+                    members: members.clone(),
+                    qk_basis: layout.qk.basis,
+                    ov_basis: layout.ov.basis,
+                });
             }
             info.heads.push(HeadInfo {
                 node: members
@@ -180,14 +241,20 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
                 hidden: m.hidden,
             });
             block_offset.insert(*bi, offset);
+            placement.blocks[*bi] = Some(Slot::Mlp { layer: l, neurons: offset..offset + m.hidden });
             offset += m.hidden;
         }
         // erasures: x + (-relu(x)) = 0 for x >= 0; relu(-x) restores negative x
         let start = offset;
-        for e in &erased[l] {
+        for ei in &erased[l] {
+            let e = &layout.erasures[*ei];
             let c = layout.column[&e.dir];
+            placement.erasures[*ei] = (l, (offset..offset + e.with.new_neurons()).collect());
             match e.with {
-                EraseWith::Existing { block, neuron } => layer.w_out[[block_offset[&block] + neuron, c]] -= 1.0,
+                EraseWith::Existing { block, neuron } => {
+                    layer.w_out[[block_offset[&block] + neuron, c]] -= 1.0;
+                    placement.erasures[*ei].1 = vec![block_offset[&block] + neuron];
+                }
                 EraseWith::Relu | EraseWith::ReluPair => {
                     layer.w_in[[c, offset]] = 1.0;
                     layer.w_out[[offset, c]] = -1.0;
@@ -201,7 +268,7 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
             }
         }
         if !erased[l].is_empty() {
-            let mut names: Vec<&str> = erased[l].iter().map(|e| e.dir.name.as_str()).collect();
+            let mut names: Vec<&str> = erased[l].iter().map(|e| layout.erasures[*e].dir.name.as_str()).collect();
             names.dedup();
             info.mlps.push(MlpInfo {
                 node: format!("erase({})", names.join(", ")),
@@ -276,5 +343,5 @@ pub fn assemble(inp: AssembleInput) -> Result<Model> {
         rotation: None,
         compression: None,
     };
-    Ok(Model { config, w_e, w_pos, layers, w_u, meta })
+    Ok((Model { config, w_e, w_pos, layers, w_u, meta, circuit: None }, placement))
 }

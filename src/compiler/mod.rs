@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod assemble;
+pub mod circuit;
 pub mod craft;
 pub mod factorise;
 pub mod graph;
@@ -191,13 +192,22 @@ pub fn compile(
             factorise: factorised,
         })
     };
-    let mut model = assemble(&lowered.blocks, options.factorise, &layout)?;
+    let (mut model, placement) = assemble(&lowered.blocks, options.factorise, &layout)?;
     model.meta.source = tabulated.source.as_deref().map(str::to_string);
+    model.circuit = Some(circuit::build(&circuit::CircuitInput {
+        original: &tabulated,
+        compiled: &program,
+        rewrites: &rewrites,
+        lowered: &lowered,
+        layout: &layout,
+        placement: &placement,
+        config: &model.config,
+    }));
     lap("assemble", &mut t);
     // the reference: blocks as lowered, one dimension per direction
     let reference = if options.factorise || options.share_residual {
         let blocks = as_lowered.as_deref().unwrap_or(&lowered.blocks);
-        Some(assemble(blocks, false, &residual::Layout::unshared(&lowered, &uses, &allocation))?)
+        Some(assemble(blocks, false, &residual::Layout::unshared(&lowered, &uses, &allocation))?.0)
     } else {
         None
     };

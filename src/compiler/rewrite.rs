@@ -64,6 +64,59 @@ pub struct Rewrite {
     pub pass: &'static str,
     /// What it did, naming the nodes.
     pub what: String,
+    /// What it did to which node, as data (None: a decision not to rewrite);
+    /// the circuit map (`circuit.rs`) follows these from the program as
+    /// written to the components that compute it.
+    pub effect: Option<Effect>,
+}
+
+/// What a rewrite did to the program's nodes, by label.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// cse: a node is computed as another (and no longer on its own).
+    Merged {
+        /// The node merged away.
+        node: String,
+        /// The node that computes it.
+        into: String,
+    },
+    /// fold: a node is a constant, written by the embeddings.
+    Constant {
+        /// The node.
+        node: String,
+    },
+    /// fold: a node is a function of `tokens` or `indices` alone, written by
+    /// that embedding.
+    Embedded {
+        /// The node.
+        node: String,
+        /// `tokens` or `indices`.
+        of: String,
+    },
+    /// fuse: a node is computed inside its reader's MLP (one table).
+    Fused {
+        /// The node fused away.
+        inner: String,
+        /// The reader whose MLP computes both.
+        into: String,
+    },
+    /// joint selectors: a composite selector and the selects under it are
+    /// computed by one select over added joint s-ops.
+    Joint {
+        /// The composite selector.
+        selector: String,
+        /// It and every selector under it.
+        covers: Vec<String>,
+        /// The select that replaces it.
+        joint: String,
+        /// The nodes added (the joint key/query s-ops and the select).
+        added: Vec<String>,
+    },
+    /// dead code: these nodes are no longer computed.
+    Dropped {
+        /// Their labels.
+        nodes: Vec<String>,
+    },
 }
 
 /// Runs the passes in order: joint selectors, cse, fold, fuse, dead code.
@@ -98,6 +151,7 @@ pub fn rewrite(
                 "dropped {} (no longer read on the way to the output)",
                 dropped.iter().map(|l| format!("'{l}'")).collect::<Vec<_>>().join(", ")
             ),
+            effect: Some(Effect::Dropped { nodes: dropped.iter().map(|l| l.to_string()).collect() }),
         });
     }
     let vs = infer(&p, &settings.vocab, settings.max_seq_len)?;
@@ -233,6 +287,7 @@ fn cse(p: &Program, log: &mut Vec<Rewrite>) -> Program {
                 log.push(Rewrite {
                     pass: "cse",
                     what: format!("'{}' is computed exactly as '{}': computed once", n.label, p.nodes[*first].label),
+                    effect: Some(Effect::Merged { node: n.label.clone(), into: p.nodes[*first].label.clone() }),
                 });
             }
             _ => {
@@ -267,6 +322,7 @@ fn fold(p: &Program, vs: &ValueSets, log: &mut Vec<Rewrite>) -> Result<Program> 
             log.push(Rewrite {
                 pass: "fold",
                 what: format!("'{}' is the constant {}: written by the embeddings", n.label, v.repr()),
+                effect: Some(Effect::Constant { node: n.label.clone() }),
             });
             out.nodes[id].op = Op::Full(v);
         } else if leaves.len() == 1 && (kinds.contains("tokens") || kinds.contains("indices")) {
@@ -283,6 +339,7 @@ fn fold(p: &Program, vs: &ValueSets, log: &mut Vec<Rewrite>) -> Result<Program> 
                     n.label,
                     if what == "tokens" { "token" } else { "position" }
                 ),
+                effect: Some(Effect::Embedded { node: n.label.clone(), of: what.to_string() }),
             });
         }
     }
@@ -371,6 +428,7 @@ fn fuse(p: &Program, vs: &ValueSets, cap: usize, log: &mut Vec<Rewrite>) -> Resu
                         "kept '{}' and '{}' apart: the fused MLP would be ~{width} wide (limit {cap}, --max-mlp-width)",
                         out.nodes[inner].label, out.nodes[id].label
                     ),
+                    effect: None,
                 });
                 break;
             }
@@ -382,6 +440,10 @@ fn fuse(p: &Program, vs: &ValueSets, cap: usize, log: &mut Vec<Rewrite>) -> Resu
                     out.nodes[id].label,
                     leaves.iter().map(|l| format!("'{}'", out.nodes[*l].label)).collect::<Vec<_>>().join(" and ")
                 ),
+                effect: Some(Effect::Fused {
+                    inner: out.nodes[inner].label.clone(),
+                    into: out.nodes[id].label.clone(),
+                }),
             });
             out.nodes[id].op = match leaves.as_slice() {
                 [x] => Op::Map { f, input: *x },
@@ -409,6 +471,23 @@ fn select_pairs(p: &Program, sel: NodeId, out: &mut BTreeSet<(NodeId, NodeId)>) 
         Op::SelectNot(a) => select_pairs(p, *a, out),
         _ => {}
     }
+}
+
+/// A selector and every selector under it (through `&`, `|`, `~`), in
+/// node order.
+pub fn selector_tree(p: &Program, sel: NodeId) -> Vec<NodeId> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![sel];
+    while let Some(s) = todo.pop() {
+        if out.insert(s) {
+            match &p.nodes[s].op {
+                Op::SelectAnd(a, b) | Op::SelectOr(a, b) => todo.extend([*a, *b]),
+                Op::SelectNot(a) => todo.push(*a),
+                _ => {}
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Whether one head computes this selector: a Select; `~`/`&`/`|` over one
@@ -566,6 +645,16 @@ fn joint_selectors(p: &Program, vs: &ValueSets, log: &mut Vec<Rewrite>) -> Resul
                         .collect::<Vec<_>>()
                         .join(" and ")
                 ),
+                effect: Some(Effect::Joint {
+                    selector: label.clone(),
+                    covers: selector_tree(p, sel).into_iter().map(|s| p.nodes[s].label.clone()).collect(),
+                    joint: nodes[nodes.len() - 1].label.clone(),
+                    added: [jk, jq, nodes.len() - 1]
+                        .into_iter()
+                        .filter(|i| !map.contains(i))
+                        .map(|i| nodes[i].label.clone())
+                        .collect(),
+                }),
             });
         }
         // every input is an earlier node, already in `map`

@@ -253,6 +253,9 @@ pub fn compress(
     let layer_cosine = train::layer_cosines(&frozen, &buckets, &w)?;
 
     let mut out = crate::model::project::fold(model, &w);
+    if let Some(c) = &mut out.circuit {
+        c.residual_basis = "compressed".into();
+    }
     out.meta.residual_labels = (0..options.d_model).map(|i| format!("c{i}")).collect();
     out.meta.residual = None;
     if options.f32_weights {

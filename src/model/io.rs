@@ -116,13 +116,21 @@ pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let mut meta = m.meta.clone();
     meta.dtype = Some(dtype.name().to_string());
     let meta_json = serde_json::to_value(&meta).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(vec![("model.safetensors", st), ("config.json", pretty(&config)?), ("tracr_opt.json", pretty(&meta_json)?)])
+    let mut files =
+        vec![("model.safetensors", st), ("config.json", pretty(&config)?), ("tracr_opt.json", pretty(&meta_json)?)];
+    if let Some(c) = &m.circuit {
+        files.push((CIRCUIT_FILE, pretty(&serde_json::to_value(c).map_err(|e| Error::internal(e.to_string()))?)?));
+    }
+    Ok(files)
 }
 
 /// Writes the model directory atomically.
 pub fn save(m: &Model, dir: &Path, dtype: DType) -> Result<()> {
     save_with(m, dir, dtype, &[])
 }
+
+/// The circuit map's file name (docs/EXPORT_FORMAT.md).
+pub const CIRCUIT_FILE: &str = "circuit.json";
 
 /// Entries a model directory may hold besides its three files: SVG figures
 /// (`figures/`), written with it by `compress`.
@@ -145,7 +153,7 @@ pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>
     }
     // an existing directory is replaced whole, so it must be one of ours
     if dir.is_dir() {
-        let ours = ["model.safetensors", "config.json", "tracr_opt.json", EXTRA_ENTRIES[0]];
+        let ours = ["model.safetensors", "config.json", "tracr_opt.json", CIRCUIT_FILE, EXTRA_ENTRIES[0]];
         let entries: Vec<String> = std::fs::read_dir(dir)
             .map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
@@ -265,6 +273,16 @@ pub fn load(dir: &Path) -> Result<Model> {
         causal: cfg["attention_dir"] == "causal",
     };
     check_meta(dir, &config, &meta)?;
+    let circuit = if dir.join(CIRCUIT_FILE).exists() {
+        let c: super::circuit::Circuit = serde_json::from_slice(&read(dir, CIRCUIT_FILE)?)
+            .map_err(|e| Error::usage(format!("{}: invalid {CIRCUIT_FILE}: {e}", dir.display())))?;
+        c.check(&config).map_err(|what| {
+            Error::usage(format!("{}: inconsistent model directory: {CIRCUIT_FILE} {what}", dir.display()))
+        })?;
+        Some(c)
+    } else {
+        None
+    };
     let bytes = read(dir, "model.safetensors")?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::usage(format!("{}: invalid model.safetensors: {e}", dir.display())))?;
@@ -308,5 +326,6 @@ pub fn load(dir: &Path) -> Result<Model> {
         layers,
         config,
         meta,
+        circuit,
     })
 }

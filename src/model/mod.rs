@@ -1,6 +1,7 @@
 //! A compiled transformer: weights in TransformerLens's layout and names, plus
 //! the metadata needed to feed it tokens and read its answer.
 
+pub mod circuit;
 pub mod forward;
 pub mod io;
 pub mod project;
@@ -256,6 +257,9 @@ pub struct Model {
     pub w_u: Array2<f64>,
     /// Everything besides the weights (`tracr_opt.json`).
     pub meta: Meta,
+    /// Which components compute which node (`circuit.json`); None for a
+    /// model directory written without one.
+    pub circuit: Option<circuit::Circuit>,
 }
 
 impl Model {

@@ -54,6 +54,8 @@ pub fn fold(model: &Model, w: &Array2<f64>) -> Model {
         layers,
         w_u: wt.dot(&model.w_u),
         meta: model.meta.clone(),
+        // heads and neurons keep their indices; residual axes do not
+        circuit: model.circuit.as_ref().map(|c| c.with_basis("projected")),
     }
 }
 
@@ -103,6 +105,9 @@ pub fn rotate(model: &Model, seed: u64) -> Model {
     out.meta.rotation = Some(super::Rotation { seed, labels: model.meta.residual_labels.clone() });
     out.meta.residual_labels = (0..model.config.d_model).map(|i| format!("rot{i}")).collect();
     out.meta.residual = None;
+    if let Some(c) = &mut out.circuit {
+        c.residual_basis = "rotated".into();
+    }
     out
 }
 
