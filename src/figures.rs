@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
+/// The font attribute every text element uses.
+pub const FONT: &str = "font-family=\"Helvetica, Arial, sans-serif\"";
 
 /// Escapes text for SVG.
 pub fn escape(s: &str) -> String {
@@ -12,13 +13,58 @@ pub fn escape(s: &str) -> String {
 }
 
 /// A number written short and stable (no `-0`, at most 4 significant digits).
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if x == 0.0 {
         return "0".into();
     }
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     s.to_string()
+}
+
+/// Figures one under another in one SVG document, under a title line.
+pub fn stack(title: &str, parts: &[String]) -> String {
+    let size = |svg: &str| -> (f64, f64) {
+        let first = svg.lines().next().unwrap_or_default();
+        let attr = |name: &str| -> f64 {
+            first
+                .split(&format!(" {name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        (attr("width"), attr("height"))
+    };
+    let sizes: Vec<(f64, f64)> = parts.iter().map(|p| size(p)).collect();
+    let width = sizes.iter().map(|s| s.0).fold(20.0 + 7.5 * title.chars().count() as f64, f64::max);
+    let height = 32.0 + sizes.iter().map(|s| s.1).sum::<f64>();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
+        w = num(width),
+        h = num(height)
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(s, "<text x=\"10\" y=\"20\" {FONT} font-size=\"15\">{}</text>", escape(title));
+    let mut y = 32.0;
+    for (part, (w, h)) in parts.iter().zip(&sizes) {
+        let _ = writeln!(
+            s,
+            "<svg x=\"0\" y=\"{}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
+            num(y),
+            w = num(*w),
+            h = num(*h)
+        );
+        for line in part.lines().skip(1) {
+            s.push_str(line);
+            s.push('\n');
+        }
+        y += h;
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 /// Red (positive) – white (0) – blue (negative), scaled by `max_abs`.

@@ -68,6 +68,8 @@ pub mod lang;
 pub mod library;
 pub mod model;
 pub mod rasp;
+pub mod raster;
+pub mod show;
 pub mod value;
 pub mod verify;
 

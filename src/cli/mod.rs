@@ -10,6 +10,7 @@ mod eval;
 mod list;
 mod progress;
 mod run;
+mod show;
 mod verify;
 
 use crate::diagnostic::{Error, Result};
@@ -54,6 +55,9 @@ pub enum Command {
     /// Squeeze a model's residual stream to K dimensions by gradient descent
     /// (lossy: the Tracr paper's compression), and measure what it costs.
     Compress(compress::CompressArgs),
+    /// Draw a model: its layers, its residual stream, every head's W_QK and
+    /// W_OV, and (with --input) its residual stream at every layer.
+    Show(show::ShowArgs),
     /// Compile and verify a corpus in parallel: a model directory per program,
     /// one results table, resumable.
     Batch(batch::BatchArgs),
@@ -286,5 +290,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Compress(a) => compress::run(a),
         Command::Batch(a) => batch::run(a),
+        Command::Show(a) => show::run(a),
     }
 }
