@@ -259,7 +259,37 @@ fn layer_diagram(model: &Model, palette: &Palette) -> String {
     let title_w = 20.0 + 7.5 * (meta.program.len() + 90) as f64;
     let width = (label_w + head_w * c.n_heads as f64 + mlp_w + 20.0).max(title_w);
     let (top, band) = (56.0, 44.0);
-    let height = top + band + (0..c.n_layers).map(row_h).sum::<f64>() + band + 16.0;
+    // the nodes no component computes on its own, so that the diagram
+    // names every node of the program as written
+    let elsewhere: Vec<String> = model
+        .circuit
+        .as_ref()
+        .map(|circ| {
+            circ.nodes
+                .iter()
+                .filter_map(|n| match (n.fate.kind.as_str(), n.fate.into.as_deref()) {
+                    ("merged", Some(i)) => Some(format!("{} = {i} (cse)", n.label)),
+                    ("fused", Some(i)) => Some(format!("{} inside {i} (fused)", n.label)),
+                    ("joint", Some(i)) => Some(format!("{} in joint select {i}", n.label)),
+                    ("dropped", _) => Some(format!("{} (dropped: not needed)", n.label)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let per_line = ((width - label_w - 40.0) / 6.0) as usize;
+    let mut wrapped: Vec<String> = Vec::new();
+    for e in &elsewhere {
+        match wrapped.last_mut() {
+            Some(last) if last.chars().count() + e.chars().count() + 2 <= per_line => {
+                last.push_str("; ");
+                last.push_str(e);
+            }
+            _ => wrapped.push(e.clone()),
+        }
+    }
+    let notes_h = if wrapped.is_empty() { 0.0 } else { 22.0 + line_h * wrapped.len() as f64 };
+    let height = top + band + (0..c.n_layers).map(row_h).sum::<f64>() + band + 16.0 + notes_h;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -359,6 +389,13 @@ fn layer_diagram(model: &Model, palette: &Palette) -> String {
     boxed(&mut s, label_w, y, width - label_w - 20.0, band - 8.0, "#f4f4f4", false);
     text(&mut s, 10.0, y + 22.0, 12.0, "unembed");
     text(&mut s, label_w + 8.0, y + 22.0, 11.0, &format!("W_U reads {out}"));
+    if !wrapped.is_empty() {
+        y += band + 4.0;
+        text(&mut s, 10.0, y, 11.0, "Computed elsewhere (rewrites):");
+        for (i, line) in wrapped.iter().enumerate() {
+            text(&mut s, label_w + 8.0, y + 16.0 + line_h * i as f64, 10.5, line);
+        }
+    }
     s.push_str("</svg>\n");
     s
 }
