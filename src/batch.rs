@@ -310,7 +310,7 @@ pub fn run(
 
 /// A model directory with its three files.
 fn complete(dir: &Path) -> bool {
-    ["model.safetensors", "config.json", "tracr_opt.json"].iter().all(|f| dir.join(f).is_file())
+    ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"].iter().all(|f| dir.join(f).is_file())
 }
 
 /// Model directories are written as `.NAME.tmp-PID` and renamed; a process

@@ -48,7 +48,7 @@ fn only_complete_models(out: &Path) -> Vec<String> {
         let e = e.unwrap();
         if e.path().is_dir() {
             let name = e.file_name().to_string_lossy().to_string();
-            for f in ["model.safetensors", "config.json", "tracr_opt.json"] {
+            for f in ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"] {
                 assert!(e.path().join(f).is_file(), "{name} has no {f}: a partial model directory");
             }
             tracr_opt::Model::load(&e.path()).unwrap_or_else(|err| panic!("{name}: {err}"));

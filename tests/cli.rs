@@ -54,7 +54,7 @@ fn compiled_model_runs_from_its_files_alone() {
     let (code, text, err) = tracr_opt(&["compile", "sort_unique", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("0 mismatches"), "{text}");
-    for f in ["model.safetensors", "config.json", "tracr_opt.json"] {
+    for f in ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"] {
         assert!(out.join(f).exists(), "{f}");
     }
     let (code, text, _) = tracr_opt(&["run", out.to_str().unwrap(), "--input", "4 2 5 1"]);
@@ -188,9 +188,14 @@ fn the_same_program_and_flags_give_byte_identical_models() {
         let out = dir.join(format!("m{run}"));
         let (code, _, err) = tracr_opt(&["compile", "shuffle_dyck2", "--out", out.to_str().unwrap()]);
         assert_eq!(code, 0, "{err}");
-        bytes.push(["model.safetensors", "config.json", "tracr_opt.json"].map(|f| std::fs::read(out.join(f)).unwrap()));
+        bytes.push(
+            ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"]
+                .map(|f| std::fs::read(out.join(f)).unwrap()),
+        );
     }
-    for (f, (a, b)) in ["model.safetensors", "config.json", "tracr_opt.json"].iter().zip(bytes[0].iter().zip(&bytes[1]))
+    for (f, (a, b)) in ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"]
+        .iter()
+        .zip(bytes[0].iter().zip(&bytes[1]))
     {
         assert!(
             a == b,

@@ -18,7 +18,7 @@ fn python_package_compiles_tracr_programs_exactly() {
     let library = reference["programs"].as_array().unwrap().len();
     // one test per library entry (16 programs, causal and not), and 14 others
     let text =
-        python::pytest(&py, "test_package.py", &[("TRACR_OPT_CLI", env!("CARGO_BIN_EXE_tracr-opt"))], library + 14);
+        python::pytest(&py, "test_package.py", &[("TRACR_OPT_CLI", env!("CARGO_BIN_EXE_tracr-opt"))], library + 15);
     for e in reference["programs"].as_array().unwrap() {
         let id = format!(
             "test_tracr_library_program[{}-{}]",

@@ -214,6 +214,31 @@ impl NativeModel {
         guarded(py, || serde_json::to_string(&self.model().meta).map_err(|e| tracr_opt::Error::internal(e.to_string())))
     }
 
+    /// circuit.json's object as JSON, or None for a model without one.
+    fn circuit_json(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        guarded(py, || {
+            self.model()
+                .circuit
+                .as_ref()
+                .map(|c| serde_json::to_string(c).map_err(|e| tracr_opt::Error::internal(e.to_string())))
+                .transpose()
+        })
+    }
+
+    /// `tracr-opt show`'s pictures as (name, SVG text), with one input's
+    /// residual stream when `input_json` is given.
+    #[pyo3(signature = (input_json=None))]
+    fn figures(&self, py: Python<'_>, input_json: Option<String>) -> PyResult<Vec<(String, String)>> {
+        guarded(py, || {
+            let input = input_json.map(|t| values_from(&t, "the input")).transpose()?;
+            if let Some(i) = &input {
+                self.model().runner()?.encode(i)?;
+            }
+            let figures = tracr_opt::show::figures(self.model(), input.as_deref())?;
+            Ok(figures.into_iter().map(|f| (f.name, f.svg)).collect())
+        })
+    }
+
     /// Every tensor by TransformerLens name: (name, shape, little-endian f64 bytes).
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Vec<usize>, Bound<'py, PyBytes>)>> {
         let raw = guarded(py, || {

@@ -133,7 +133,7 @@ def test_save_of_a_tracr_program_is_byte_identical_to_the_cli(cli, tmp_path):
 
 def assert_same_files(a, b):
     names = sorted(os.listdir(a))
-    assert names == sorted(os.listdir(b)) == ["config.json", "model.safetensors", "tracr_opt.json"]
+    assert names == sorted(os.listdir(b)) == ["circuit.json", "config.json", "model.safetensors", "tracr_opt.json"]
     for n in names:
         assert filecmp.cmp(a / n, b / n, shallow=False), f"{n} differs"
 
@@ -156,6 +156,27 @@ def raises(exc, f, *needles):
         assert n in text, f"{text!r} does not mention {n!r}"
     assert "panick" not in text and "Traceback" not in text
     return text
+
+
+def test_circuit_and_figures_of_a_tracr_program(tmp_path):
+    """The ground-truth circuit names Tracr's own labels, matches the saved
+    circuit.json, and the pictures are SVG naming the s-ops."""
+    program = build("make_frac_prevs(rasp.tokens == 'x')")
+    model = tracr_opt.compile_rasp_to_model(program, {"x", "y"}, 5)
+    circuit = model.circuit
+    labels = [n["label"] for n in circuit["nodes"]]
+    assert circuit["output"] == model.output_label and model.output_label in labels
+    out = circuit["nodes"][labels.index(model.output_label)]
+    assert out["fate"]["kind"] == "compiled" and out["heads"][0]["hook"] == "blocks.0.attn.hook_z"
+    assert out["residual"] and out["residual"][0]["to"] == "unembed"
+    model.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "circuit.json").read_text()) == circuit
+    assert tracr_opt.load(tmp_path / "m").circuit == circuit
+    figures = model.figures(["x", "y", "x"])
+    assert {"layers", "residual", "input"} <= set(figures) and any(k.startswith("heads/") for k in figures)
+    assert all(svg.startswith("<svg") and svg.rstrip().endswith("</svg>") for svg in figures.values())
+    assert all(label in figures["layers"] for label in labels)
+    raises(tracr_opt.UsageError, lambda: model.figures(["x", "z"]), "'z'")
 
 
 def test_bad_program_text_names_the_place():

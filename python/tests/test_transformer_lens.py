@@ -174,3 +174,111 @@ def test_compressed_models_load_and_measure_as_recorded():
                     right += abs(g - e) <= 0.01
                     positions += 1
     assert abs(right / positions - record["accuracy"]) < 1e-12, (right / positions, record["accuracy"])
+
+
+def _hook_ablations(model, node_parts):
+    """TransformerLens forward hooks that zero-ablate components listed in
+    circuit.json: heads' hook_z (output) or hook_q (pattern) dimensions,
+    neurons' hook_post entries, embedding entries of hook_embed /
+    hook_pos_embed (per row: token id or position)."""
+    hooks = []
+    for h in node_parts.get("heads", []):
+        hook = h["hook"] if h["part"] == "output" else f"blocks.{h['layer']}.attn.hook_q"
+        head, dims = h["head"], list(h["dims"])
+
+        def zero(x, hook, head=head, dims=dims):
+            x[..., head, dims] = 0.0
+            return x
+        hooks.append((hook, zero))
+    for n in node_parts.get("neurons", []):
+        def zero(x, hook, idx=list(n["neurons"])):
+            x[..., idx] = 0.0
+            return x
+        hooks.append((n["hook"], zero))
+    return hooks
+
+
+def _embedding_hooks(tokens, parts):
+    """Zeroes the listed embedding entries: for hook_embed the columns of
+    positions holding a listed token id, for hook_pos_embed those of listed
+    positions."""
+    hooks = []
+    for e in parts:
+        rows, cols = torch.tensor(e["rows"]), list(e["columns"])
+        if e["hook"] == "hook_pos_embed":
+            keep = ~torch.isin(torch.arange(tokens.shape[1]), rows)  # [pos]
+        else:
+            keep = ~torch.isin(tokens, rows)  # [batch, pos]
+
+        def zero(x, hook, keep=keep, cols=cols):
+            x[..., cols] = x[..., cols] * keep.to(x.dtype).unsqueeze(-1)
+            return x
+        hooks.append((e["hook"], zero))
+    return hooks
+
+
+def _outputs(model, tl_model, pairs, hooks_for, differs_from=None):
+    """Decoded outputs on every input (unpadded, by length) under the hooks;
+    with `differs_from` (the clean outputs), stops at the first length with
+    a different output and returns None when there is none."""
+    out = []
+    by_length = {}
+    for xs, _ in pairs:
+        by_length.setdefault(len(xs), []).append(xs)
+    with torch.no_grad():
+        for group in by_length.values():
+            tokens = torch.tensor([model.encode(xs) for xs in group], dtype=torch.long)
+            with tl_model.hooks(fwd_hooks=hooks_for(tokens)):
+                logits = tl_model(tokens).double().numpy()
+            got = [(xs, model.decode_logits(row[1:])) for xs, row in zip(group, logits)]
+            if differs_from is not None and any(g != differs_from[tuple(xs)] for xs, g in got):
+                return got
+            out.extend(got)
+    return None if differs_from is not None else out
+
+
+@pytest.mark.parametrize("name", ["reverse", "sort", "shuffle_dyck3"])
+def test_circuit_hooks_name_real_components(name):
+    """circuit.json's hook names exist in TransformerLens, and its indices
+    are the components: zero-ablating the padding through those hooks
+    changes no output, and ablating each listed node below changes some.
+    (tests/circuits.rs checks every node of every program on the weights.)"""
+    model = tracr_opt.compile(name)
+    circuit = model.circuit
+    assert circuit["format"] == "tracr-opt-circuit" and circuit["version"] == 1
+    tl_model = model.to_transformer_lens(dtype="float64")
+    hooks = set(tl_model.hook_dict)
+    named = {circuit_hook for n in circuit["nodes"] for part in ("heads", "neurons", "embedding")
+             for circuit_hook in (p["hook"] for p in n[part])}
+    named |= {h.get("hook_result") for n in circuit["nodes"] for h in n["heads"] if h.get("hook_result")}
+    named |= {r[k] for n in circuit["nodes"] for r in n["residual"] for k in ("first_hook", "last_hook")}
+    named |= {e["hook"] for e in circuit["erase"]}
+    assert named and named <= hooks, sorted(named - hooks)
+
+    pairs = model.reference_io()
+    expected = [(xs, out) for xs, out in pairs]
+    clean = _outputs(model, tl_model, pairs, lambda tokens: [])
+    assert all(agree(g, e, model.numerical_output) for (_, g), (_, e) in zip(clean, expected))
+    # padding: whole heads, unused hook_z dims, unused neurons
+    pad = circuit["padding"]
+    padding = {"heads": [{"layer": h["layer"], "head": h["head"], "part": "output", "dims": list(range(model.d_head)),
+                          "hook": f"blocks.{h['layer']}.attn.hook_z"} for h in pad["heads"]]
+               + [{"layer": h["layer"], "head": h["head"], "part": "output", "dims": h["dims"],
+                   "hook": f"blocks.{h['layer']}.attn.hook_z"} for h in pad["head_dims"]],
+               "neurons": [{"hook": f"blocks.{n['layer']}.mlp.hook_post", "neurons": n["neurons"]}
+                           for n in pad["neurons"]]}
+    padded = _outputs(model, tl_model, pairs, lambda tokens: _hook_ablations(model, padding))
+    assert padded == clean, "ablating the padding changed an output"
+    by_input = {tuple(xs): out for xs, out in clean}
+    # every node with components whose ablation the weights test shows to matter
+    no_effect = {"all_true_selector", "select_all"}  # select(TRUE): a uniform pattern is what it computes
+    checked = 0
+    for node in circuit["nodes"]:
+        if node["label"] in no_effect or not (node["heads"] or node["neurons"] or node["embedding"]):
+            continue
+        hooks_for = lambda tokens, node=node: _hook_ablations(model, node) + _embedding_hooks(tokens, node["embedding"])
+        changed = _outputs(model, tl_model, pairs, hooks_for, differs_from=by_input)
+        assert changed is not None, f"ablating '{node['label']}' through its hooks changed nothing"
+        checked += 1
+    assert checked >= 4
+    print(f"{name}: {len(named)} hooks exist; padding inert; {checked} nodes each change the output when ablated")

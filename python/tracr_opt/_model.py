@@ -137,6 +137,25 @@ class CompiledModel:
     output_label = property(lambda self: self.meta["output_label"], doc="The output s-op's label.")
 
     @property
+    def circuit(self):
+        """The ground-truth circuit (circuit.json's object, docs/EXPORT_FORMAT.md):
+        for every node of the program as written, the heads, neurons and
+        embedding entries that compute it by TransformerLens hook name and
+        index, its residual dimensions, what the rewrites did to it and the
+        nodes it reads. None for a model directory written without one."""
+        text = self._native.circuit_json()
+        return None if text is None else json.loads(text)
+
+    def figures(self, tokens=None):
+        """`tracr-opt show`'s pictures as {name: SVG text}: "layers" (the layer
+        diagram), "residual" (the residual-stream chart), "heads/L{l}H{h}_qk"
+        and "_ov" (W_QK and W_OV on residual labels), and with `tokens`,
+        "input" (the residual stream at every layer for that input). In a
+        notebook: `IPython.display.SVG(model.figures()["layers"])`."""
+        arg = None if tokens is None else self._input_json(tokens)
+        return dict(self._native.figures(arg))
+
+    @property
     def params(self):
         """Dense parameter count in the padded TransformerLens layout."""
         return int(sum(w.size for w in self.weights.values()))
