@@ -308,7 +308,7 @@ pub fn run(
     Ok(s.into_iter().flatten().map(|(_, r)| r).collect())
 }
 
-/// A model directory with its three files.
+/// A model directory with its four files (one written before circuit.json is recompiled).
 fn complete(dir: &Path) -> bool {
     ["model.safetensors", "config.json", "tracr_opt.json", "circuit.json"].iter().all(|f| dir.join(f).is_file())
 }

@@ -184,3 +184,34 @@ fn bad_show_arguments_are_clear_errors_that_write_nothing() {
     assert_eq!(files(&out), vec!["notes.txt".to_string()]);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn docs_figures_are_what_show_draws_now() {
+    // the commands docs/CIRCUITS.md gives for docs/figures/
+    let cases: [(&str, &[&str]); 3] = [
+        ("reverse", &["reverse"]),
+        (
+            "reverse-baseline",
+            &["reverse", "--allocator", "heuristic", "--no-factorise", "--no-rewrites", "--no-share-residual"],
+        ),
+        ("shuffle_dyck3", &["shuffle_dyck3"]),
+    ];
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CIRCUITS.md")).unwrap();
+    for (name, args) in cases {
+        let command = format!("cargo run --release -- show {} --out docs/figures/{name}", args.join(" "));
+        assert!(doc.contains(&command), "docs/CIRCUITS.md does not give `{command}`");
+        let dir = temp_dir(&format!("docs-{name}"));
+        let mut all = vec!["show"];
+        all.extend_from_slice(args);
+        all.extend(["--out", dir.to_str().unwrap()]);
+        let (ok, _, err) = tracr_opt(&all);
+        assert!(ok, "{err}");
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/figures").join(name);
+        assert_eq!(files(&dir), files(&committed), "{name}: regenerate with `{command}`");
+        for f in files(&dir) {
+            let (a, b) = (std::fs::read(dir.join(&f)).unwrap(), std::fs::read(committed.join(&f)).unwrap());
+            assert!(a == b, "docs/figures/{name}/{f} is out of date: regenerate with `{command}`");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

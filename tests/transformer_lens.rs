@@ -47,7 +47,7 @@ fn compressed_model() -> &'static std::path::Path {
 fn check(py: &std::path::Path, version: &str) {
     let programs = tracr_opt::library::PROGRAMS.len();
     // every program x causal x dtype, and 6 checks: hooks, masks, the unembedding,
-    // config.json, a rotated model, a compressed one; circuit.json hooks on 3 programs
+    // config.json, a rotated model, a compressed one; circuit.json hooks on 3 programs, docs/CIRCUITS.md example
     // the two versions run side by side on two cores: one thread each
     let compressed = compressed_model().to_string_lossy().to_string();
     let env = [
@@ -56,7 +56,7 @@ fn check(py: &std::path::Path, version: &str) {
         ("RAYON_NUM_THREADS", "1"),
         ("TRACR_OPT_COMPRESSED", compressed.as_str()),
     ];
-    let text = python::pytest(&py, "test_transformer_lens.py", &env, programs * 4 + 9);
+    let text = python::pytest(&py, "test_transformer_lens.py", &env, programs * 4 + 10);
     for b in tracr_opt::library::PROGRAMS {
         let passed =
             text.lines().filter(|l| l.starts_with("PASSED") && l.contains(&format!("interpreter[{}-", b.name))).count();

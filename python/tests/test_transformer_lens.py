@@ -282,3 +282,13 @@ def test_circuit_hooks_name_real_components(name):
         checked += 1
     assert checked >= 4
     print(f"{name}: {len(named)} hooks exist; padding inert; {checked} nodes each change the output when ablated")
+
+
+def test_circuits_doc_example_runs_as_written(capsys):
+    """docs/CIRCUITS.md's ablation example, run as written, prints what it says."""
+    import pathlib
+    import re
+    doc = pathlib.Path(__file__).resolve().parents[2] / "docs" / "CIRCUITS.md"
+    code = re.search(r"```python\n(.*?)```", doc.read_text(), re.S).group(1)
+    exec(compile(code, str(doc), "exec"), {})
+    assert capsys.readouterr().out.splitlines() == ["[None, None, None]", "['c', 'b', 'a']"]
