@@ -66,3 +66,51 @@ fn reserved_token_names_are_refused() {
     let e = compile_error("out = tokens == 'a'\ncompile(out, vocab={'a', 'BOS'}, max_seq_len=3)\n");
     assert!(e.contains("'BOS' is reserved"), "{e}");
 }
+
+#[test]
+fn labels_that_name_another_direction_are_refused() {
+    // an s-op called `one` would share the constant direction (the model was wrong and
+    // only verification caught it)
+    let e = compile_error(
+        "one = numerical(Map(lambda x: 2 if x == 'a' else 0, tokens))\nout = numerical(Aggregate(Select(indices, indices, EQ), one, default=0))\ncompile(out, vocab={'a', 'b'}, max_seq_len=3)\n",
+    );
+    assert!(
+        e.contains("'one' (map at p.rasp:1:17)") && e.contains("constant residual direction; rename the s-op"),
+        "{e}"
+    );
+    let e = compile_error(
+        "length_selector_width_attn_output = Map(lambda x: x, tokens)\nlength = SelectorWidth(Select(tokens, tokens, TRUE))\nout = SequenceMap(lambda a, b: a, length, length_selector_width_attn_output)\ncompile(out, vocab={'a'}, max_seq_len=3)\n",
+    );
+    assert!(
+        e.contains("'length_selector_width_attn_output' (map at p.rasp:1:") && e.contains("selector width's internal"),
+        "{e}"
+    );
+}
+
+#[test]
+fn json_tokens_with_another_label_are_refused() {
+    // it used to compile to a model that answered None everywhere (d_model 0 reads)
+    let text = tracr_opt::Program::load("reverse")
+        .unwrap()
+        .to_json(&tracr_opt::Program::load("reverse").unwrap().settings_with(None, None, None).unwrap())
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn rename(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) if s == "tokens" => *s = "toks".into(),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(rename),
+            serde_json::Value::Object(o) => o.iter_mut().filter(|(k, _)| *k != "op").for_each(|(_, x)| rename(x)),
+            _ => {}
+        }
+    }
+    doc["nodes"].as_array_mut().unwrap().iter_mut().for_each(rename);
+    let p = tracr_opt::Program::from_json("toks.json", &doc.to_string()).unwrap();
+    let s = p.settings_with(None, None, None).unwrap();
+    for options in [tracr_opt::CompileOptions::default(), tracr_opt::CompileOptions::baseline()] {
+        let e = match tracr_opt::compile(&p, &s, &options) {
+            Ok(_) => panic!("a tokens node labelled 'toks' compiled"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("'toks'") && e.contains("the input tokens must be labelled 'tokens'"), "{e}");
+    }
+}

@@ -148,8 +148,41 @@ struct Ctx<'a> {
     opts: LowerOptions,
 }
 
+/// Residual directions are named by label, so a label that names another
+/// direction would make two values share one: the token and position
+/// embeddings write `tokens:<v>` and `indices:<i>`, the constant direction is
+/// `one`, and a selector width keeps its attention output in
+/// `<label>_selector_width_attn_output`. Such a label is refused, naming the s-op.
+pub fn check_labels(p: &Program) -> Result<()> {
+    let helpers: BTreeSet<String> = p
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.op, Op::SelectorWidth { .. } | Op::Length))
+        .map(|n| format!("{}_selector_width_attn_output", n.label))
+        .collect();
+    for (id, n) in p.nodes.iter().enumerate() {
+        let why = match (&n.op, n.label.as_str()) {
+            (Op::Tokens, l) if l != "tokens" => {
+                "the input tokens must be labelled 'tokens' (the token embedding writes the directions tokens:<value>)"
+            }
+            (Op::Indices, l) if l != "indices" => {
+                "the positions must be labelled 'indices' (the position embedding writes the directions indices:<i>)"
+            }
+            (Op::Tokens, _) | (Op::Indices, _) => continue,
+            (_, "tokens") => "'tokens' is the input tokens' label",
+            (_, "indices") => "'indices' is the positions' label",
+            (_, "one") => "'one' is the label of the model's constant residual direction",
+            (_, l) if helpers.contains(l) => "the label is taken by a selector width's internal residual direction",
+            _ => continue,
+        };
+        return Err(Error::program(format!("{}: {why}; rename the s-op", p.describe(id))));
+    }
+    Ok(())
+}
+
 /// Lowers every node of `p` to blocks, exactly for these settings.
 pub fn lower(p: &Program, vs: &ValueSets, settings: &Settings, opts: &LowerOptions) -> Result<Lowered> {
+    check_labels(p)?;
     for v in &settings.vocab {
         if matches!(v, Value::Str(s) if s == BOS || s == PAD) {
             return Err(Error::usage(format!(
