@@ -2,6 +2,52 @@
 //! module that writes (the compiler's `--emit-lp`, model directories, the CLI).
 
 use crate::diagnostic::{Error, Result};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Held (shared) by every atomic write while its temporary file or directory
+/// exists; taken whole by an interrupt handler (`cli::interrupt`) before it
+/// exits, so that Ctrl-C waits for a write in progress to finish (or to be
+/// rolled back) instead of leaving its temporary behind.
+static WRITES: RwLock<()> = RwLock::new(());
+
+/// Marks an atomic write in progress until the guard is dropped.
+pub fn writing() -> RwLockReadGuard<'static, ()> {
+    WRITES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for every write in progress and blocks new ones (for as long as
+/// the guard lives: an interrupt handler exits holding it).
+pub fn no_more_writes() -> RwLockWriteGuard<'static, ()> {
+    WRITES.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes `.NAME.tmp-PID` and `.NAME.old-PID` siblings of `path` left by a
+/// process that no longer runs (killed outright, where no handler runs).
+pub fn sweep_stale(path: &std::path::Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let name = name.to_string_lossy();
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().to_string();
+        let pid = [".tmp-", ".old-"]
+            .iter()
+            .find_map(|k| file.strip_prefix(&format!(".{name}{k}")))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !alive(pid) {
+                let p = e.path();
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+    }
+}
+
+/// Whether a process runs (Linux: /proc; elsewhere assumed, so nothing is swept).
+fn alive(pid: u32) -> bool {
+    let proc_dir = std::path::Path::new("/proc");
+    !proc_dir.is_dir() || proc_dir.join(pid.to_string()).exists()
+}
 
 /// Writes a file atomically: a temporary file beside it, then a rename, so a
 /// failure never leaves a partly written file.
@@ -34,6 +80,8 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let name = path.file_name().ok_or_else(|| Error::usage(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    sweep_stale(path);
+    let _writing = writing();
     let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);

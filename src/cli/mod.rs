@@ -278,8 +278,22 @@ pub fn show_seq(vals: &[Value]) -> String {
     format!("[{}]", vals.iter().map(Value::repr).collect::<Vec<_>>().join(", "))
 }
 
+/// Ctrl-C (and SIGTERM, SIGHUP) for every command but `batch` (which stops
+/// starting programs instead): wait for an atomic write in progress to end,
+/// so that no temporary file or directory is left, then exit 130.
+fn exit_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        let _no_more = crate::files::no_more_writes();
+        eprintln!("\ninterrupted");
+        std::process::exit(130);
+    });
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if !matches!(cli.command, Command::Batch(_)) {
+        exit_on_interrupt();
+    }
     match cli.command {
         Command::List(a) => list::run(a),
         Command::Eval(a) => eval::run(a),

@@ -120,6 +120,8 @@ fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
+    crate::files::sweep_stale(dir);
+    let _writing = crate::files::writing();
     let write_all = || -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
         for (file, bytes) in files {

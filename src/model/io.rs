@@ -175,6 +175,9 @@ pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
+    crate::files::sweep_stale(dir);
+    // Ctrl-C waits for this write to end (`files::writing`)
+    let _writing = crate::files::writing();
     let _ = std::fs::remove_dir_all(&tmp);
     let write_all = || -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
