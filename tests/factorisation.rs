@@ -153,3 +153,36 @@ fn no_factorise_keeps_tracr_layout() {
     assert!(c.reference.is_none());
     assert_eq!(c.model.config.d_mlp, 306);
 }
+
+/// FNV-1a, 64 bits: a fingerprint of a file's bytes.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[test]
+fn faster_factorisation_writes_the_same_bytes_for_sort_at_20_and_40() {
+    // model.safetensors and config.json (f32, as `compile --out` writes them) and the
+    // head ranks of sort with a 10-token vocab, recorded before the grouping pass
+    // learnt to compare only lines of one support: the speed-up changes nothing
+    let recorded: [(usize, u64, u64, &str); 2] = [
+        (20, 0xa7ea_d9f4_47c8_b25a, 0x3f90_66a8_8193_0c7d, "[[],[200],[21]] / [[],[1],[10]]"),
+        (40, 0xc338_0ae8_4cca_d266, 0x9719_5124_775a_0db7, "[[],[400],[41]] / [[],[1],[10]]"),
+    ];
+    let p = tracr_opt::Program::load("sort").unwrap();
+    let vocab: Vec<tracr_opt::value::Value> = (1..=10).map(tracr_opt::value::Value::Int).collect();
+    for (max_seq_len, weights, config, ranks) in recorded {
+        let s = p.settings_with(Some(vocab.clone()), Some(max_seq_len), None).unwrap();
+        let c = tracr_opt::compile(&p, &s, &tracr_opt::CompileOptions::default()).unwrap();
+        let j = c.summary_json(None);
+        assert_eq!(format!("{} / {}", j["qk_ranks"], j["ov_ranks"]), ranks);
+        let dir = std::env::temp_dir().join(format!("tracr-opt-sort{max_seq_len}-{}", std::process::id()));
+        c.save(&dir, tracr_opt::DType::F32).unwrap();
+        let got = (
+            fnv(&std::fs::read(dir.join("model.safetensors")).unwrap()),
+            fnv(&std::fs::read(dir.join("config.json")).unwrap()),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("sort at {max_seq_len}: weights {:#x}, config {:#x}", got.0, got.1);
+        assert_eq!(got, (weights, config), "sort at max_seq_len {max_seq_len}: the written model changed");
+    }
+}

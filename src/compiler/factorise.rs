@@ -164,7 +164,13 @@ pub fn factorise(entries: &[(Dir, Dir, f64)]) -> Factor {
     } else {
         (by_rows.len() == rank).then(|| grouped(&d.m, &by_rows, true))
     };
-    let factor = match candidate.or_else(|| svd_factor(&d.m, rank)) {
+    // a grouped factor is within the tolerance by construction: each member
+    // line is α·representative, the very products `group_parallel` checked
+    // against RECONSTRUCTION_TOLERANCE · (its largest entry ≤ the matrix's)
+    if let Some(f) = candidate {
+        return f.over(&d);
+    }
+    let factor = match svd_factor(&d.m, rank) {
         Some(f) => f,
         None => return Factor::by_columns(entries),
     };
@@ -175,33 +181,65 @@ pub fn factorise(entries: &[(Dir, Dir, f64)]) -> Factor {
     }
 }
 
+/// An entry below this fraction of its line's largest (and not zero) makes
+/// the line "unclean": with every line clean, parallel lines have the same
+/// support, so only lines of one support need comparing.
+const CLEAN: f64 = 1e-6;
+
 /// Groups of parallel nonzero columns (rows when `by_rows`): per group, the
 /// representative index and every member with its multiple of it.
+///
+/// A line joins the first group (in creation order) whose representative it
+/// is parallel to within `RECONSTRUCTION_TOLERANCE` of its largest entry.
+/// When every line is clean (`CLEAN`), lines parallel within that tolerance
+/// have the same support: if x ≈ α·r and r_i ≠ 0 = x_i, then |α·r_i| > CLEAN·|x|∞
+/// far above the tolerance, and symmetrically. So a line is compared only
+/// with the groups of its support (a hash lookup), which gives the same
+/// groups as comparing with all of them, in O(nonzeros) instead of
+/// O(lines² · length) for matrices like a triangular W_QK whose lines all differ.
 fn group_parallel(m: &Mat<f64>, by_rows: bool) -> Vec<(usize, Vec<(usize, f64)>)> {
     let (count, len) = if by_rows { (m.nrows(), m.ncols()) } else { (m.ncols(), m.nrows()) };
     let line = |v: usize| -> Vec<f64> { (0..len).map(|i| if by_rows { m[(v, i)] } else { m[(i, v)] }).collect() };
-    // per group: representative, its line, the index of its largest entry (first on ties), members
-    let mut groups: Vec<(usize, Vec<f64>, usize, Vec<(usize, f64)>)> = Vec::new();
-    for v in 0..count {
-        let x = line(v);
-        let norm = x.iter().fold(0.0f64, |a, b| a.max(b.abs()));
-        if norm == 0.0 {
+    let lines: Vec<Vec<f64>> = (0..count).map(line).collect();
+    let norm = |x: &[f64]| x.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+    let clean = lines.iter().all(|x| {
+        let n = norm(x);
+        x.iter().all(|v| *v == 0.0 || v.abs() > CLEAN * n)
+    });
+    // per group: representative, the index of its largest entry (first on ties), members
+    let mut groups: Vec<(usize, usize, Vec<(usize, f64)>)> = Vec::new();
+    // support → the groups with that support, in creation order (clean matrices only)
+    let mut by_support: HashMap<Vec<usize>, Vec<usize>> = HashMap::new();
+    let mut all: Vec<usize> = Vec::new();
+    for (v, x) in lines.iter().enumerate() {
+        let n = norm(x);
+        if n == 0.0 {
             continue;
         }
-        let home = groups.iter_mut().find_map(|(_, rep, p, members)| {
-            let alpha = x[*p] / rep[*p];
-            let off = x.iter().zip(rep.iter()).fold(0.0f64, |a, (xi, ri)| a.max((xi - alpha * ri).abs()));
-            (alpha != 0.0 && off <= RECONSTRUCTION_TOLERANCE * norm).then_some((members, alpha))
+        let support: Vec<usize> = if clean { (0..len).filter(|i| x[*i] != 0.0).collect() } else { vec![] };
+        let candidates = if clean { by_support.get(&support).map_or(&[][..], Vec::as_slice) } else { &all[..] };
+        let home = candidates.iter().find_map(|g| {
+            let (rep, p, _) = &groups[*g];
+            let r = &lines[*rep];
+            let alpha = x[*p] / r[*p];
+            let parallel =
+                alpha != 0.0 && x.iter().zip(r).all(|(xi, ri)| (xi - alpha * ri).abs() <= RECONSTRUCTION_TOLERANCE * n);
+            parallel.then_some((*g, alpha))
         });
         match home {
-            Some((members, alpha)) => members.push((v, alpha)),
+            Some((g, alpha)) => groups[g].2.push((v, alpha)),
             None => {
                 let p = (0..len).fold(0, |p, i| if x[i].abs() > x[p].abs() { i } else { p });
-                groups.push((v, x, p, vec![(v, 1.0)]));
+                groups.push((v, p, vec![(v, 1.0)]));
+                if clean {
+                    by_support.entry(support).or_default().push(groups.len() - 1);
+                } else {
+                    all.push(groups.len() - 1);
+                }
             }
         }
     }
-    groups.into_iter().map(|(rep, _, _, members)| (rep, members)).collect()
+    groups.into_iter().map(|(rep, _, members)| (rep, members)).collect()
 }
 
 /// The factor from parallel groups: per group, the representative line on
@@ -388,6 +426,30 @@ mod tests {
             assert!((product(&f, r, c) - w).abs() < 1e-12);
         }
         assert_eq!(product(&f, &Dir::one(), &v("t", 0)), 0.0);
+    }
+
+    #[test]
+    fn lines_parallel_up_to_a_tiny_entry_still_group() {
+        // column k1 = 2·k0 plus an entry far below the tolerance where k0 has
+        // none: their supports differ, so grouping must compare across supports
+        let e = vec![
+            (v("q", 0), v("k", 0), 1.0),
+            (v("q", 1), v("k", 0), 2.0),
+            (v("q", 0), v("k", 1), 2.0),
+            (v("q", 1), v("k", 1), 4.0),
+            (v("q", 2), v("k", 1), 1e-13),
+        ];
+        let groups = group_parallel(&Dense::new(&e).m, false);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(groups[0].1, vec![(0, 1.0), (1, 2.0)]);
+        // and lines of one support that are not parallel stay apart
+        let e = vec![
+            (v("q", 0), v("k", 0), 1.0),
+            (v("q", 1), v("k", 0), 2.0),
+            (v("q", 0), v("k", 1), 1.0),
+            (v("q", 1), v("k", 1), 3.0),
+        ];
+        assert_eq!(group_parallel(&Dense::new(&e).m, false).len(), 2);
     }
 
     #[test]
