@@ -78,25 +78,34 @@ struct Dense {
 }
 
 impl Dense {
+    /// Rows and columns sorted, entries of one (row, column) summed in the
+    /// order given, lines whose sum is all zero left out. Directions are
+    /// numbered through hash maps first: comparing and cloning them per entry
+    /// cost seconds on a 1281×1280 W_QK.
     fn new(entries: &[(Dir, Dir, f64)]) -> Dense {
-        let mut sum: BTreeMap<(&Dir, &Dir), f64> = BTreeMap::new();
+        let number = |dirs: &mut dyn Iterator<Item = &'_ Dir>| -> (Vec<Dir>, HashMap<Dir, usize>) {
+            let distinct: std::collections::HashSet<&Dir> = dirs.collect();
+            let mut sorted: Vec<&Dir> = distinct.into_iter().collect();
+            sorted.sort();
+            let index = sorted.iter().enumerate().map(|(i, d)| ((*d).clone(), i)).collect();
+            (sorted.into_iter().cloned().collect(), index)
+        };
+        let (all_rows, ri) = number(&mut entries.iter().map(|(r, _, _)| r));
+        let (all_cols, ci) = number(&mut entries.iter().map(|(_, c, _)| c));
+        let mut full = Mat::<f64>::zeros(all_rows.len(), all_cols.len());
         for (r, c, w) in entries {
-            *sum.entry((r, c)).or_insert(0.0) += w;
+            full[(ri[r], ci[c])] += w;
         }
-        sum.retain(|_, w| *w != 0.0);
-        let mut rows: Vec<Dir> = sum.keys().map(|(r, _)| (*r).clone()).collect();
-        let mut cols: Vec<Dir> = sum.keys().map(|(_, c)| (*c).clone()).collect();
-        rows.sort();
-        rows.dedup();
-        cols.sort();
-        cols.dedup();
-        let ri: HashMap<&Dir, usize> = rows.iter().enumerate().map(|(i, d)| (d, i)).collect();
-        let ci: HashMap<&Dir, usize> = cols.iter().enumerate().map(|(i, d)| (d, i)).collect();
-        let mut m = Mat::<f64>::zeros(rows.len(), cols.len());
-        for ((r, c), w) in &sum {
-            m[(ri[*r], ci[*c])] = *w;
+        let keep_rows: Vec<usize> =
+            (0..all_rows.len()).filter(|i| (0..all_cols.len()).any(|j| full[(*i, j)] != 0.0)).collect();
+        let keep_cols: Vec<usize> =
+            (0..all_cols.len()).filter(|j| (0..all_rows.len()).any(|i| full[(i, *j)] != 0.0)).collect();
+        let m = Mat::<f64>::from_fn(keep_rows.len(), keep_cols.len(), |i, j| full[(keep_rows[i], keep_cols[j])]);
+        Dense {
+            rows: keep_rows.iter().map(|i| all_rows[*i].clone()).collect(),
+            cols: keep_cols.iter().map(|j| all_cols[*j].clone()).collect(),
+            m,
         }
-        Dense { rows, cols, m }
     }
 
     fn max_abs(&self) -> f64 {
@@ -155,15 +164,18 @@ pub fn factorise(entries: &[(Dir, Dir, f64)]) -> Factor {
     if d.rows.is_empty() {
         return Factor { left: vec![], right: vec![], basis: Basis::Axis };
     }
-    let Ok(sv) = d.m.singular_values() else { return Factor::by_columns(entries) };
-    let rank = numerical_rank(&sv, d.rows.len(), d.cols.len());
     let by_cols = group_parallel(&d.m, false);
     let by_rows = group_parallel(&d.m, true);
-    let candidate = if by_cols.len() <= by_rows.len() {
-        (by_cols.len() == rank).then(|| grouped(&d.m, &by_cols, false))
+    let (groups, by_rows_chosen) = if by_cols.len() <= by_rows.len() { (&by_cols, false) } else { (&by_rows, true) };
+    // the rank, from the structure when the representatives are triangular
+    // up to a permutation (no dense decomposition), else from the singular values
+    let rank = if triangular(&d.m, groups, by_rows_chosen) {
+        groups.len()
     } else {
-        (by_rows.len() == rank).then(|| grouped(&d.m, &by_rows, true))
+        let Ok(sv) = d.m.singular_values() else { return Factor::by_columns(entries) };
+        numerical_rank(&sv, d.rows.len(), d.cols.len())
     };
+    let candidate = (groups.len() == rank).then(|| grouped(&d.m, groups, by_rows_chosen));
     // a grouped factor is within the tolerance by construction: each member
     // line is α·representative, the very products `group_parallel` checked
     // against RECONSTRUCTION_TOLERANCE · (its largest entry ≤ the matrix's)
@@ -240,6 +252,47 @@ fn group_parallel(m: &Mat<f64>, by_rows: bool) -> Vec<(usize, Vec<(usize, f64)>)
         }
     }
     groups.into_iter().map(|(rep, _, members)| (rep, members)).collect()
+}
+
+/// Whether the groups' representative lines are triangular up to a
+/// permutation of lines and positions, found by eliminating singletons (a
+/// position where only one remaining representative is nonzero pivots it):
+/// then they are linearly independent and the rank is their number, with no
+/// dense decomposition (a 2560×2560 W_QK of `sort` at max_seq_len 256 is
+/// such a triangle). The singular values could only call such a matrix
+/// rank-deficient if its condition number exceeded 1/(n·ε) ≈ 10¹²; even
+/// then the grouped factor is exact by construction (it would only keep a
+/// head dimension the SVD would drop).
+fn triangular(m: &Mat<f64>, groups: &[(usize, Vec<(usize, f64)>)], by_rows: bool) -> bool {
+    let len = if by_rows { m.ncols() } else { m.nrows() };
+    let at = |rep: usize, i: usize| if by_rows { m[(rep, i)] } else { m[(i, rep)] };
+    let support: Vec<Vec<usize>> =
+        groups.iter().map(|(rep, _)| (0..len).filter(|i| at(*rep, *i) != 0.0).collect()).collect();
+    let mut holders: Vec<Vec<usize>> = vec![Vec::new(); len];
+    for (g, s) in support.iter().enumerate() {
+        for i in s {
+            holders[*i].push(g);
+        }
+    }
+    let mut count: Vec<usize> = holders.iter().map(Vec::len).collect();
+    let mut gone = vec![false; groups.len()];
+    let mut queue: Vec<usize> = (0..len).filter(|i| count[*i] == 1).collect();
+    let mut eliminated = 0;
+    while let Some(i) = queue.pop() {
+        if count[i] != 1 {
+            continue;
+        }
+        let Some(&g) = holders[i].iter().find(|g| !gone[**g]) else { continue };
+        gone[g] = true;
+        eliminated += 1;
+        for j in &support[g] {
+            count[*j] -= 1;
+            if count[*j] == 1 {
+                queue.push(*j);
+            }
+        }
+    }
+    eliminated == groups.len()
 }
 
 /// The factor from parallel groups: per group, the representative line on
