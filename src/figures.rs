@@ -22,6 +22,15 @@ pub fn num(x: f64) -> String {
     s.to_string()
 }
 
+/// The opening of an SVG document of this size, on a white background.
+pub fn svg_open(width: f64, height: f64) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        w = num(width),
+        h = num(height)
+    )
+}
+
 /// Figures one under another in one SVG document, under a title line.
 pub fn stack(title: &str, parts: &[String]) -> String {
     let size = |svg: &str| -> (f64, f64) {
@@ -39,14 +48,7 @@ pub fn stack(title: &str, parts: &[String]) -> String {
     let sizes: Vec<(f64, f64)> = parts.iter().map(|p| size(p)).collect();
     let width = sizes.iter().map(|s| s.0).fold(20.0 + 7.5 * title.chars().count() as f64, f64::max);
     let height = 32.0 + sizes.iter().map(|s| s.1).sum::<f64>();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        w = num(width),
-        h = num(height)
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let mut s = svg_open(width, height);
     let _ = writeln!(s, "<text x=\"10\" y=\"20\" {FONT} font-size=\"15\">{}</text>", escape(title));
     let mut y = 32.0;
     for (part, (w, h)) in parts.iter().zip(&sizes) {
@@ -104,14 +106,7 @@ impl Heatmap<'_> {
         let width = (left + nc * cell + legend + 20.0).max(20.0 + 7.5 * self.title.chars().count() as f64);
         let height = (top + nr * cell + 20.0).max(top + 120.0);
         let max_abs = self.values.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-            w = num(width),
-            h = num(height)
-        );
-        let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+        let mut s = svg_open(width, height);
         let _ = writeln!(s, "<text x=\"10\" y=\"20\" {FONT} font-size=\"14\">{}</text>", escape(self.title));
         for (r, label) in self.rows.iter().enumerate() {
             let y = top + (r as f64 + 0.5) * cell + 4.0;

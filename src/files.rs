@@ -21,6 +21,51 @@ pub fn no_more_writes() -> RwLockWriteGuard<'static, ()> {
     WRITES.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Writes a directory of files (relative path, bytes) atomically: a hidden
+/// `.NAME.tmp-PID` sibling filled and renamed into place (an existing `dir`
+/// is moved aside first and put back on failure), so a failure or Ctrl-C
+/// leaves the previous directory or the new one, never a partial one. The
+/// caller decides whether an existing `dir` may be replaced.
+pub fn write_dir_atomic(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    use std::path::Path;
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::usage(format!("the directory {} does not exist", parent.display())));
+    }
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
+    sweep_stale(dir);
+    // Ctrl-C waits for this write to end
+    let _writing = writing();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let write_all = || -> Result<()> {
+        std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
+        for (file, bytes) in files {
+            let path = tmp.join(file);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| io(e, p))?;
+            }
+            std::fs::write(&path, bytes).map_err(|e| io(e, &path))?;
+        }
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| io(e, dir))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    };
+    let r = write_all();
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if old.exists() && !dir.exists() {
+            let _ = std::fs::rename(&old, dir);
+        }
+    }
+    r
+}
+
 /// Removes `.NAME.tmp-PID` and `.NAME.old-PID` siblings of `path` left by a
 /// process that no longer runs (killed outright, where no handler runs).
 pub fn sweep_stale(path: &std::path::Path) {

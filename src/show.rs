@@ -5,7 +5,7 @@
 //! `tracr_opt.json` and `circuit.json`.
 
 use crate::diagnostic::{Error, Result};
-use crate::figures::{escape, num, stack, Heatmap, FONT};
+use crate::figures::{escape, num, stack, svg_open, Heatmap, FONT};
 use crate::model::circuit::Circuit;
 use crate::model::{Decoder, Model};
 use crate::value::Value;
@@ -290,14 +290,7 @@ fn layer_diagram(model: &Model, palette: &Palette) -> String {
     }
     let notes_h = if wrapped.is_empty() { 0.0 } else { 22.0 + line_h * wrapped.len() as f64 };
     let height = top + band + (0..c.n_layers).map(row_h).sum::<f64>() + band + 16.0 + notes_h;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        w = num(width),
-        h = num(height)
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let mut s = svg_open(width, height);
     let shared = meta.residual.as_ref().is_some_and(|r| r.shared);
     let title = format!(
         "{}: {} layers, {} heads × d_head {}, d_mlp {}, d_model {}{}, {} params",
@@ -427,14 +420,7 @@ fn residual_chart(model: &Model, spans: &Spans, palette: &Palette) -> String {
         v
     };
     let height = (top + cell_h * d as f64 + 30.0).max(top + 16.0 * names.len() as f64 + 40.0);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">",
-        w = num(width),
-        h = num(height)
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let mut s = svg_open(width, height);
     let info = model.meta.residual.as_ref();
     let title = format!(
         "{}: residual stream, {} dimensions (lower bound {}, {} with one per direction)",

@@ -92,13 +92,9 @@ fn render(figures: &[Figure], format: ImageFormat) -> Result<Vec<(String, Vec<u8
         .collect()
 }
 
-/// Writes the files into `dir` all at once: a hidden directory beside it,
-/// renamed into place, so a failure leaves nothing (or the previous output).
+/// Writes the files into `dir` all at once (`files::write_dir_atomic`),
+/// refusing a directory that holds anything `show` did not write.
 fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::usage(format!("the directory {} does not exist", parent.display())));
-    }
     if dir.exists() {
         if !dir.is_dir() {
             return Err(Error::usage(format!("{} exists and is not a directory", dir.display())));
@@ -116,36 +112,7 @@ fn write_dir(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
             )));
         }
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "show".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
-    crate::files::sweep_stale(dir);
-    let _writing = crate::files::writing();
-    let write_all = || -> Result<()> {
-        std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
-        for (file, bytes) in files {
-            let path = tmp.join(file);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(|e| io(e, p))?;
-            }
-            std::fs::write(&path, bytes).map_err(|e| io(e, &path))?;
-        }
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| io(e, dir))?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
-    };
-    let r = write_all();
-    if r.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if old.exists() && !dir.exists() {
-            let _ = std::fs::rename(&old, dir);
-        }
-    }
-    r
+    crate::files::write_dir_atomic(dir, files)
 }
 
 pub fn run(args: ShowArgs) -> Result<()> {

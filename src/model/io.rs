@@ -167,42 +167,7 @@ pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>
             )));
         }
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !parent.exists() {
-        return Err(Error::usage(format!("the directory {} does not exist", parent.display())));
-    }
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let io = |e: std::io::Error, what: &Path| Error::usage(format!("cannot write {}: {e}", what.display()));
-    crate::files::sweep_stale(dir);
-    // Ctrl-C waits for this write to end (`files::writing`)
-    let _writing = crate::files::writing();
-    let _ = std::fs::remove_dir_all(&tmp);
-    let write_all = || -> Result<()> {
-        std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
-        for (file, bytes) in &files {
-            let path = tmp.join(file);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| io(e, parent))?;
-            }
-            std::fs::write(&path, bytes).map_err(|e| io(e, &path))?;
-        }
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| io(e, dir))?;
-        let _ = std::fs::remove_dir_all(&old);
-        Ok(())
-    };
-    let r = write_all();
-    if r.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if old.exists() && !dir.exists() {
-            let _ = std::fs::rename(&old, dir);
-        }
-    }
-    r
+    crate::files::write_dir_atomic(dir, &files)
 }
 
 /// Refuses metadata that does not fit the weights' shapes: a model run with
