@@ -6,7 +6,7 @@ padded batch). Needs tracr-pypi, transformer-lens and torch:
     python python/examples/tour.py
 
 Every step checks what it shows, so the tour cannot silently go stale
-(tests/transformer_lens.rs runs it on TransformerLens 4)."""
+(tests/python.rs runs it on TransformerLens 4)."""
 
 import torch
 from tracr.compiler import lib

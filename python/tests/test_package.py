@@ -3,7 +3,7 @@
 against `tracr-opt compile --out`, byte for byte; and clear exceptions for bad
 programs, raising functions, bad vocab and bad options.
 
-Run by tests/python_package.rs in a venv with tracr-pypi and the wheel
+Run by tests/python.rs in a venv with tracr-pypi and the wheel
 installed; TRACR_OPT_CLI names the tracr-opt binary."""
 
 import filecmp
@@ -26,7 +26,7 @@ RANDOM_INPUTS = 50
 def cli():
     exe = os.environ.get("TRACR_OPT_CLI")
     if not exe or not os.path.exists(exe):
-        pytest.fail("set TRACR_OPT_CLI to the tracr-opt binary (tests/python_package.rs does)")
+        pytest.fail("set TRACR_OPT_CLI to the tracr-opt binary (tests/python.rs does)")
     return exe
 
 

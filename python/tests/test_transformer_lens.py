@@ -2,7 +2,7 @@
 installed: every bundled program, causal and not, f32 and f64, gives the
 interpreter's output on every input (or 2 000 samples where there are more
 than 100 000), run unpadded length by length and in padded batches with an
-attention mask. Run by tests/transformer_lens.rs in one cached venv per
+attention mask. Run by tests/python.rs in one cached venv per
 TransformerLens version (4.x and 3.x)."""
 
 import os
@@ -151,7 +151,7 @@ def test_rotated_models_are_exact_in_transformer_lens():
 
 def test_compressed_models_load_and_measure_as_recorded():
     """A model written by `tracr-opt compress` (lossy; made by
-    tests/transformer_lens.rs) loads in the package and in TransformerLens,
+    tests/python.rs) loads in the package and in TransformerLens,
     and its accuracy measured here is the one its tracr_opt.json records."""
     directory = os.environ["TRACR_OPT_COMPRESSED"]
     model = tracr_opt.load(directory)

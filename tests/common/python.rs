@@ -10,9 +10,19 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// One lock per venv: tests of one binary that share a venv run side by
+/// side, and two `pip install`s into one venv must not interleave (different
+/// venvs are made concurrently).
+fn venv_lock(venv: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: Mutex<Option<HashMap<PathBuf, Arc<Mutex<()>>>>> = Mutex::new(None);
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.get_or_insert_with(HashMap::new).entry(venv.to_path_buf()).or_default().clone()
+}
 
 fn importable(python: &Path, modules: &str) -> bool {
     Command::new(python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success())
@@ -21,6 +31,9 @@ fn importable(python: &Path, modules: &str) -> bool {
 /// Makes (or completes) a venv at `venv` with `packages`, unless `modules` import already.
 fn ensure_venv(venv: &Path, packages: &[&str], modules: &str) -> PathBuf {
     let python = venv.join("bin").join("python");
+    // a venv two tests share is made once (the second finds its modules importable)
+    let lock = venv_lock(venv);
+    let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
     if !importable(&python, modules) {
         if !python.exists() {
             let made = Command::new("python3").args(["-m", "venv"]).arg(venv).status();
@@ -93,8 +106,14 @@ pub fn wheel() -> &'static Path {
     })
 }
 
-/// Installs the freshly built tracr_opt wheel into the venv of `python`.
+/// Installs the freshly built tracr_opt wheel into the venv of `python`
+/// (once per venv and test binary).
 pub fn install_package(python: &Path) {
+    static INSTALLED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !installed.get_or_insert_with(HashSet::new).insert(python.to_path_buf()) {
+        return;
+    }
     let status = Command::new(python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--force-reinstall", "--no-deps"])
         .arg(wheel())
