@@ -114,15 +114,17 @@ fn reverse_head_is_at_most_6_wide_against_tracrs_12() {
 
 #[test]
 fn discretisers_lose_their_silent_neurons() {
-    // shuffle_dyck's numerical-to-categorical maps have one neuron pair per
-    // possible input value, most of them writing nothing
+    // shuffle_dyck's numerical-to-categorical maps have, in Tracr's layout,
+    // one neuron pair per gap between possible input values, most of them
+    // writing nothing; optimised, only the pairs where the output changes
+    // are built (and factorisation finds nothing silent left)
     for name in ["shuffle_dyck", "shuffle_dyck2", "shuffle_dyck3"] {
         let p = bundled(name);
         let s = p.settings.clone().unwrap();
         let plain = compile(&p, &s, &Heuristic, &Options::none()).unwrap().model;
         let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap();
         assert!(
-            c.model.config.d_mlp * 10 < plain.config.d_mlp,
+            c.model.config.d_mlp * 5 < plain.config.d_mlp,
             "{name}: {} vs {}",
             c.model.config.d_mlp,
             plain.config.d_mlp
@@ -151,7 +153,13 @@ fn no_factorise_keeps_tracr_layout() {
     let s = p.settings.clone().unwrap();
     let c = compile(&p, &s, &Heuristic, &Options::none()).unwrap();
     assert!(c.reference.is_none());
-    assert_eq!(c.model.config.d_mlp, 306);
+    // the widest MLP holds `balance < 0` and `balance == 0`, each a
+    // discretiser of one neuron and a pair per gap between balance's values
+    let vs = tracr_opt::rasp::valueset::infer(&p, &s.vocab, s.max_seq_len).unwrap();
+    let balance = p.nodes.iter().position(|n| n.label == "balance").unwrap();
+    let values = vs.of(balance).len();
+    assert!(values > 10, "balance has {values} values");
+    assert_eq!(c.model.config.d_mlp, 2 * (1 + 2 * (values - 1)));
 }
 
 /// FNV-1a, 64 bits: a fingerprint of a file's bytes.

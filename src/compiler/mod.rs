@@ -132,6 +132,7 @@ pub fn compile(
     let lower_opts = lower::LowerOptions {
         embed_maps: options.rewrite.as_ref().is_some_and(|r| r.fold),
         rule_tables: options.rule_tables,
+        live_steps_only: options.factorise,
     };
     let mut lowered = lower::lower(&program, &vs, settings, &lower_opts)?;
     lap("lower", &mut t);

@@ -97,6 +97,13 @@ impl<'a> Ctx<'a> {
             if !(gap.is_finite() && gap > 0.0) {
                 return Err(self.err(id, "numerical input values too close together to separate"));
             }
+            let mut step: DirVec = points[i].1.clone();
+            for (d, w) in &points[i - 1].1 {
+                *step.entry(d.clone()).or_insert(0.0) -= w;
+            }
+            if self.opts.live_steps_only && step.values().all(|w| *w == 0.0) {
+                continue;
+            }
             // ramp from 0 at lo + gap/4 to 1 at hi - gap/4
             let (a, width) = (lo + gap / 4.0, gap / 2.0);
             let up = mlp.neuron();
@@ -105,10 +112,6 @@ impl<'a> Ctx<'a> {
             mlp.w_in.push((Dir::one(), up, -a / width));
             mlp.w_in.push((input.clone(), down, 1.0 / width));
             mlp.w_in.push((Dir::one(), down, -a / width - 1.0));
-            let mut step: DirVec = points[i].1.clone();
-            for (d, w) in &points[i - 1].1 {
-                *step.entry(d.clone()).or_insert(0.0) -= w;
-            }
             let mut keys: Vec<&Dir> = step.keys().collect();
             keys.sort();
             for d in keys {

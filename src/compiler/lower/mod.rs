@@ -82,6 +82,13 @@ pub struct LowerOptions {
     /// A categorical SequenceMap as one neuron per (input value, output value)
     /// rule instead of one per input pair.
     pub rule_tables: bool,
+    /// Discretisers (a numerical input to any output) get neurons only at
+    /// the gaps where the output changes. The others would be dead (no
+    /// output weight) and factorisation drops them anyway; Tracr's layout
+    /// (the baseline) keeps them. With thousands of input values and a
+    /// threshold, this is the difference between thousands of neurons built
+    /// and then deleted and four.
+    pub live_steps_only: bool,
 }
 
 /// How to read the output s-op off the residual stream.

@@ -1,9 +1,17 @@
 //! Value-set inference: every value each s-op can take, given vocab and max_seq_len.
 //!
-//! The sets over-approximate what inputs can reach (each node's set is computed
-//! from its inputs' sets independently), which is what a compiled model must
-//! handle. Numerical means are enumerated exactly; Tracr's rule `{v / m}` misses
-//! most of them (e.g. 2/3), which is a bug we do not copy.
+//! The sets over-approximate what inputs can reach, which is what a compiled
+//! model must handle. The plain rule computes each node's set from its
+//! inputs' sets independently. Numerical means are enumerated exactly;
+//! Tracr's rule `{v / m}` misses most of them (e.g. 2/3), which is a bug we
+//! do not copy. Numerical SequenceMaps, LinearSequenceMaps and Aggregates are
+//! refined per position (`contexts`): their inputs are not independent there
+//! (two running fractions share their denominator), and the plain product
+//! would enumerate values no input reaches.
+
+mod contexts;
+
+pub use contexts::MAX_REFINED_SEQ_LEN;
 
 use super::func::{Func, Table};
 use super::interp::{linear, select_holds};
@@ -72,7 +80,12 @@ fn check_size(p: &Program, id: NodeId, n: usize) -> Result<()> {
 /// Every s-op's value set for these settings (a sound over-approximation); refuses sets over the size limit.
 pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSets> {
     let mut sets: Vec<Vec<Value>> = vec![Vec::new(); p.nodes.len()];
+    let mut refinement = contexts::Contexts::new(p, vocab, max_seq_len);
     for (id, node) in p.nodes.iter().enumerate() {
+        if let Some(r) = refinement.as_mut().filter(|r| r.refines(id)) {
+            sets[id] = r.visit(id, &sets)?.expect("a refined node's union");
+            continue;
+        }
         let set: Vec<Value> = match &node.op {
             Op::Tokens => sorted(vocab.iter().cloned().collect()),
             Op::Indices => (0..max_seq_len as i64).map(Value::Int).collect(),
@@ -136,6 +149,9 @@ pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSe
         };
         check_size(p, id, set.len())?;
         sets[id] = set;
+        if let Some(r) = refinement.as_mut() {
+            r.visit(id, &sets)?;
+        }
     }
     Ok(ValueSets { sets })
 }
