@@ -7,6 +7,9 @@
 //! - `baseline/*`: Tracr's heuristic allocation, no optimisation.
 //! - `factorise/*`: the factorisation pass alone on the blocks lowered from
 //!   the program as written (target < 5 ms each).
+//! - `dyck/*`: shuffle_dyck 1/2/3 and pair_balance at max_seq_len 10, 20,
+//!   40 and 64, the default pipeline (target ≤ 5 s each at 64; docs/RESULTS.md
+//!   has them beside Tracr).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
@@ -48,5 +51,21 @@ fn factorise_bundled(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compile_bundled, factorise_bundled);
+fn dyck_at_length(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dyck");
+    group.sample_size(10);
+    for name in ["shuffle_dyck", "shuffle_dyck2", "shuffle_dyck3", "pair_balance"] {
+        let p = Program::load(name).unwrap();
+        for m in [10, 20, 40, 64] {
+            let s = p.settings_with(None, Some(m), None).unwrap();
+            let options = CompileOptions::default();
+            group.bench_function(format!("{name}/{m}"), |bench| {
+                bench.iter(|| compile(black_box(&p), black_box(&s), &options).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compile_bundled, factorise_bundled, dyck_at_length);
 criterion_main!(benches);

@@ -88,7 +88,7 @@ pub fn inputs_for(vocab: &[Value], max_seq_len: usize, plan: &Plan) -> (Vec<Vec<
     if inputs::count_all(vocab.len(), max_seq_len) <= EXHAUSTIVE_LIMIT {
         (inputs::all(vocab, max_seq_len).collect(), true)
     } else {
-        (inputs::sample(vocab, max_seq_len, plan.samples, plan.seed), false)
+        (inputs::sample_mixed(vocab, max_seq_len, plan.samples, plan.seed), false)
     }
 }
 

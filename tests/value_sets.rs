@@ -88,7 +88,12 @@ fn random_numerical_program(seed: u64) -> String {
     let mut num: Vec<String> = Vec::new();
     let mut cat: Vec<String> = vec!["tokens".into(), "indices".into(), "length".into()];
     let mut sel: Vec<String> = Vec::new();
-    let positional = ["Select(indices, indices, LEQ)", "Select(indices, indices, TRUE)", "Select(indices, length - 1, EQ)", "Select(indices, indices, LT)"];
+    let positional = [
+        "Select(indices, indices, LEQ)",
+        "Select(indices, indices, TRUE)",
+        "Select(indices, length - 1, EQ)",
+        "Select(indices, indices, LT)",
+    ];
     for k in 0..3 {
         let t = ["a", "b", "c"][rng.below(3)];
         text.push_str(&format!("n{k} = numerical(Map(lambda x: 1 if x == \"{t}\" else 0, tokens))\n"));

@@ -156,12 +156,20 @@ impl<'m> Runner<'m> {
                     head.k.vecmul(xs, &mut k[p]);
                     head.v.vecmul(xs, &mut v[p]);
                 }
+                // queries and values are sparse (a few one-hot or numerical
+                // directions): their nonzero entries, once per position
+                let nonzero = |rows: &[Vec<f64>]| -> Vec<Vec<(usize, f64)>> {
+                    rows.iter()
+                        .map(|r| r.iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(i, a)| (i, *a)).collect())
+                        .collect()
+                };
+                let (q_nz, v_nz) = (nonzero(&q[..n]), nonzero(&v[..n]));
                 let mut z = vec![0.0; head.v.cols];
                 for qp in 0..n {
                     let visible = if c.causal { qp + 1 } else { n };
                     let mut max = f64::NEG_INFINITY;
                     for kp in 0..visible {
-                        let s: f64 = q[qp].iter().zip(&k[kp]).map(|(a, b)| a * b).sum::<f64>() * scale;
+                        let s: f64 = q_nz[qp].iter().map(|(i, a)| a * k[kp][*i]).sum::<f64>() * scale;
                         scores[kp] = s;
                         max = max.max(s);
                     }
@@ -174,8 +182,8 @@ impl<'m> Runner<'m> {
                     for kp in 0..visible {
                         let a = scores[kp] / total;
                         if a != 0.0 {
-                            for (zi, vi) in z.iter_mut().zip(&v[kp]) {
-                                *zi += a * vi;
+                            for (i, vi) in &v_nz[kp] {
+                                z[*i] += a * vi;
                             }
                         }
                     }

@@ -213,6 +213,51 @@ fn check_meta(dir: &Path, c: &Config, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
+/// In the compiler's basis (not rotated, not compressed) the unembedding
+/// reads each output value from the one residual dimension labelled
+/// `<output>:<value>` (`<output>` for a numerical output) with weight 1, and
+/// reads nothing where no dimension holds that value. A W_U that does
+/// anything else (negated, moved, emptied), or output values that do not
+/// match the labels, is refused: the model would decode wrong answers.
+fn check_unembedding(dir: &Path, meta: &Meta, w_u: &Array2<f64>) -> Result<()> {
+    if meta.rotation.is_some() || meta.compression.is_some() {
+        return Ok(()); // a dense basis: W_U is checked by its shape only
+    }
+    let expected: Vec<String> = match &meta.output {
+        super::Decoder::Categorical { values } => values
+            .iter()
+            .map(|v| {
+                crate::rasp::json::value_from_json(v)
+                    .map(|v| format!("{}:{}", meta.output_label, v.display()))
+                    .map_err(|e| Error::usage(format!("{}: tracr_opt.json output value {v}: {e}", dir.display())))
+            })
+            .collect::<Result<_>>()?,
+        super::Decoder::Numerical => vec![meta.output_label.clone()],
+    };
+    // a residual label lists its occupants over time: "a:1 [L0.mlp..L1.attn] | out:x [L1.mlp..]"
+    let holds = |label: &str, want: &str| label.split(" | ").any(|seg| seg.split(" [").next() == Some(want));
+    for (j, want) in expected.iter().enumerate() {
+        let dim = meta.residual_labels.iter().position(|l| holds(l, want));
+        for (r, w) in w_u.column(j).iter().enumerate() {
+            let should = if Some(r) == dim { 1.0 } else { 0.0 };
+            if *w != should {
+                return Err(Error::usage(format!(
+                    "{}: inconsistent model directory: unembed.W_U[{r}, {j}] is {w}, but output column {j} ({want}) {}",
+                    dir.display(),
+                    match dim {
+                        Some(d) => format!(
+                            "reads residual dimension {d} ({}) with weight 1 and nothing else",
+                            meta.residual_labels[d]
+                        ),
+                        None => "has no residual dimension, so reads nothing".to_string(),
+                    }
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
     std::fs::read(dir.join(file)).map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.join(file).display())))
 }
@@ -287,10 +332,12 @@ pub fn load(dir: &Path) -> Result<Model> {
             w_out: two(get(&format!("{p}mlp.W_out"), &[m, d])?),
         });
     }
+    let w_u = two(get("unembed.W_U", &[d, config.d_vocab_out])?);
+    check_unembedding(dir, &meta, &w_u)?;
     Ok(Model {
         w_e: two(get("embed.W_E", &[config.d_vocab, d])?),
         w_pos: two(get("pos_embed.W_pos", &[config.n_ctx, d])?),
-        w_u: two(get("unembed.W_U", &[d, config.d_vocab_out])?),
+        w_u,
         layers,
         config,
         meta,

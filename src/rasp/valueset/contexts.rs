@@ -1,5 +1,5 @@
 //! Value sets per position: the refinement that keeps numerical value sets
-//! to what positions can reach together (docs/EXACTNESS.md §5).
+//! to what positions can reach together (docs/EXACTNESS.md §4).
 //!
 //! The plain analysis (`super::infer`) gives each s-op one set, computed from
 //! its inputs' sets as if they were independent. For a numerical
@@ -27,7 +27,7 @@ use crate::diagnostic::{Error, Result};
 use crate::rasp::interp::{linear, select_holds};
 use crate::rasp::program::{Encoding, NodeId, Op, Predicate, Program};
 use crate::value::{binop, BinOp, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 /// Above this max_seq_len the refinement is skipped (the plain sets are
@@ -67,10 +67,8 @@ struct Interner {
 }
 
 impl Interner {
-    fn intern(&mut self, set: HashSet<Value>) -> SetId {
-        let mut v: Vec<Value> = set.into_iter().collect();
-        v.sort();
-        let v: Rc<[Value]> = v.into();
+    fn intern(&mut self, set: BTreeSet<Value>) -> SetId {
+        let v: Rc<[Value]> = set.into_iter().collect::<Vec<_>>().into();
         if let Some(id) = self.ids.get(&v) {
             return *id;
         }
@@ -218,7 +216,7 @@ impl<'a> Contexts<'a> {
                     let y = match self.map_memo.get(&(id, x)) {
                         Some(y) => *y,
                         None => {
-                            let mut ys = HashSet::new();
+                            let mut ys = BTreeSet::new();
                             for v in self.sets.get(x).iter() {
                                 ys.insert(match v {
                                     Value::None => Value::None,
@@ -270,7 +268,7 @@ impl<'a> Contexts<'a> {
                 // the plain set (the selected values, the default) in every
                 // context, and None: a categorical Aggregate is never refined
                 Encoding::Categorical => {
-                    let mut set: HashSet<Value> = plain[id].iter().cloned().collect();
+                    let mut set: BTreeSet<Value> = plain[id].iter().cloned().collect();
                     set.insert(Value::None);
                     vec![self.sets.intern(set); self.contexts.len()]
                 }
@@ -283,13 +281,20 @@ impl<'a> Contexts<'a> {
                 }
             },
         };
-        for s in ids.iter().collect::<HashSet<_>>() {
+        // each distinct set once, in the order of the contexts: the union
+        // keeps the first of values that are equal across types (False, 0,
+        // 0.0), so the order must not depend on hashing
+        let mut seen = HashSet::new();
+        let distinct: Vec<SetId> = ids.iter().copied().filter(|s| seen.insert(*s)).collect();
+        for s in &distinct {
             check_size(p, id, self.sets.sets[*s as usize].len())?;
         }
         let union = if refinable(p, id) {
             let mut all: HashSet<Value> = HashSet::new();
-            for s in ids.iter().collect::<HashSet<_>>() {
-                all.extend(self.sets.get(*s).iter().cloned());
+            for s in &distinct {
+                for v in self.sets.get(*s).iter() {
+                    all.insert(v.clone());
+                }
             }
             check_size(p, id, all.len())?;
             Some(sorted(all))
@@ -305,7 +310,7 @@ impl<'a> Contexts<'a> {
         let p = self.p;
         let (xs, ys) = (self.sets.get(x), self.sets.get(y));
         check_size(p, id, xs.len().saturating_mul(ys.len()))?;
-        let mut out = HashSet::new();
+        let mut out = BTreeSet::new();
         for a in xs.iter() {
             for b in ys.iter() {
                 if matches!(a, Value::None) || matches!(b, Value::None) {
@@ -313,7 +318,9 @@ impl<'a> Contexts<'a> {
                     continue;
                 }
                 out.insert(match &p.nodes[id].op {
-                    Op::SequenceMap { f, .. } => f.call(&[a.clone(), b.clone()]).map_err(|e| raised(p, id, f, &e.0, &[a, b]))?,
+                    Op::SequenceMap { f, .. } => {
+                        f.call(&[a.clone(), b.clone()]).map_err(|e| raised(p, id, f, &e.0, &[a, b]))?
+                    }
                     Op::LinearSequenceMap { coeffs, .. } => linear(coeffs, a, b).map_err(|e| {
                         Error::program(format!("{} fails on ({}, {}): {e}", p.describe(id), a.repr(), b.repr()))
                     })?,
@@ -414,22 +421,24 @@ impl<'a> Contexts<'a> {
         }
         let p = self.p;
         let width: usize = selected.iter().map(|(_, n)| n).sum();
-        let mut sums: HashSet<Value> = [Value::Int(0)].into_iter().collect();
+        let mut sums: BTreeSet<Value> = [Value::Int(0)].into_iter().collect();
         for (s, count) in &selected {
             let values = self.sets.get(*s);
             for _ in 0..*count {
-                let mut next = HashSet::new();
+                let mut next = BTreeSet::new();
                 for a in &sums {
                     // None among the averaged values is an evaluation error: no value
                     for v in values.iter().filter(|v| v.is_number()) {
-                        next.insert(binop(BinOp::Add, a, v).map_err(|e| Error::program(format!("{}: {e}", p.describe(id))))?);
+                        next.insert(
+                            binop(BinOp::Add, a, v).map_err(|e| Error::program(format!("{}: {e}", p.describe(id))))?,
+                        );
                     }
                 }
                 check_size(p, id, next.len())?;
                 sums = next;
             }
         }
-        let means: HashSet<Value> = if width == 1 {
+        let means: BTreeSet<Value> = if width == 1 {
             // one selected value is the value itself, as the interpreter returns it
             self.sets.get(selected[0].0).iter().filter(|v| v.is_number()).cloned().collect()
         } else {
@@ -448,7 +457,7 @@ impl<'a> Contexts<'a> {
         if let Some(s) = self.fallback.get(&id) {
             return Ok(*s);
         }
-        let mut set = means(self.p, id, &plain[sop], self.max_seq_len)?;
+        let mut set: BTreeSet<Value> = means(self.p, id, &plain[sop], self.max_seq_len)?.into_iter().collect();
         set.insert(default.clone());
         let s = self.sets.intern(set);
         self.fallback.insert(id, s);

@@ -18,7 +18,7 @@ use super::interp::{linear, select_holds};
 use super::program::{Encoding, NodeId, Op, Predicate, Program};
 use crate::diagnostic::{Error, Result};
 use crate::value::{binop, BinOp, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// Largest value set we enumerate for one s-op before refusing.
@@ -166,9 +166,11 @@ fn means(p: &Program, id: NodeId, values: &[Value], max_seq_len: usize) -> Resul
         )));
     }
     let mut out: HashSet<Value> = values.iter().cloned().collect();
-    let mut sums: HashSet<Value> = values.iter().cloned().collect();
+    // ordered sets: which of two equal values of different types (1, 1.0)
+    // is kept must not depend on hashing
+    let mut sums: BTreeSet<Value> = values.iter().cloned().collect();
     for m in 2..=max_seq_len {
-        let mut next = HashSet::new();
+        let mut next = BTreeSet::new();
         for s in &sums {
             for v in values {
                 next.insert(binop(BinOp::Add, s, v).map_err(|e| Error::program(format!("{}: {e}", p.describe(id))))?);
