@@ -8,8 +8,9 @@
 //! at 40), although at one position both fractions share the denominator
 //! (the prefix length) and only about 2·max_seq_len differences occur there.
 //!
-//! Here every s-op that a numerical SequenceMap, LinearSequenceMap or
-//! Aggregate depends on gets one set per *context*: a position `i` of an
+//! Here every numerical SequenceMap and LinearSequenceMap (and, up to
+//! max_seq_len 128, every numerical Aggregate), and every s-op it depends
+//! on, gets one set per *context*: a position `i` of an
 //! input of length `n` (non-causal semantics), or position `i` under causal
 //! semantics (length `i + 1`, keys `0..=i` visible). A context fixes the
 //! values of `indices` and `length`, so s-ops computed from them are single
@@ -111,6 +112,27 @@ fn refinable(p: &Program, id: NodeId) -> bool {
         && matches!(p.nodes[id].op, Op::SequenceMap { .. } | Op::LinearSequenceMap { .. } | Op::Aggregate { .. })
 }
 
+/// Up to this max_seq_len every numerical Aggregate is refined; above it,
+/// only those on the way to a numerical product (see `root`).
+pub const MAX_REFINED_MEAN_SEQ_LEN: usize = 128;
+
+/// Where the refinement starts. Numerical products always: their plain sets
+/// are what blows up. Numerical Aggregates up to max_seq_len
+/// `MAX_REFINED_MEAN_SEQ_LEN`: the plain set of a mean of means grows
+/// quickly (every mean of up to max_seq_len values of a set of means), and a
+/// select-last mean of {0, 1} holds only 0 and 1, not every k/m. Beyond that
+/// length refining one costs about max_seq_len³/6 selector lookups (seconds
+/// at 256, where frac_prevs would spend them for the same set), so there
+/// an Aggregate is refined only on the way to a product.
+fn root(p: &Program, id: NodeId, max_seq_len: usize) -> bool {
+    p.nodes[id].encoding == Encoding::Numerical
+        && match p.nodes[id].op {
+            Op::SequenceMap { .. } | Op::LinearSequenceMap { .. } => true,
+            Op::Aggregate { .. } => max_seq_len <= MAX_REFINED_MEAN_SEQ_LEN,
+            _ => false,
+        }
+}
+
 fn inputs(op: &Op) -> Vec<NodeId> {
     match op {
         Op::Tokens | Op::Indices | Op::Length | Op::Full(_) => vec![],
@@ -128,12 +150,12 @@ impl<'a> Contexts<'a> {
     /// The analysis for `p`, or None when it has nothing to refine (or
     /// max_seq_len is above `MAX_REFINED_SEQ_LEN`).
     pub(super) fn new(p: &'a Program, vocab: &[Value], max_seq_len: usize) -> Option<Contexts<'a>> {
-        if max_seq_len > MAX_REFINED_SEQ_LEN || !(0..p.nodes.len()).any(|id| refinable(p, id)) {
+        if max_seq_len > MAX_REFINED_SEQ_LEN || !(0..p.nodes.len()).any(|id| root(p, id, max_seq_len)) {
             return None;
         }
         let mut demanded = vec![false; p.nodes.len()];
         for id in (0..p.nodes.len()).rev() {
-            if refinable(p, id) {
+            if root(p, id, max_seq_len) {
                 demanded[id] = true;
             }
             if demanded[id] {

@@ -4,10 +4,12 @@
 //! model must handle. The plain rule computes each node's set from its
 //! inputs' sets independently. Numerical means are enumerated exactly;
 //! Tracr's rule `{v / m}` misses most of them (e.g. 2/3), which is a bug we
-//! do not copy. Numerical SequenceMaps, LinearSequenceMaps and Aggregates are
-//! refined per position (`contexts`): their inputs are not independent there
-//! (two running fractions share their denominator), and the plain product
-//! would enumerate values no input reaches.
+//! do not copy. Numerical SequenceMaps, LinearSequenceMaps and Aggregates
+//! are refined per position (`contexts`; Aggregates above max_seq_len 128
+//! only on the way to a product):
+//! their inputs are not independent there (two running fractions share
+//! their denominator), and the plain product would enumerate values no
+//! input reaches.
 
 mod contexts;
 
@@ -175,8 +177,9 @@ fn means(p: &Program, id: NodeId, values: &[Value], max_seq_len: usize) -> Resul
             for v in values {
                 next.insert(binop(BinOp::Add, s, v).map_err(|e| Error::program(format!("{}: {e}", p.describe(id))))?);
             }
+            // refuse as soon as the limit is passed, not after every sum
+            check_size(p, id, next.len())?;
         }
-        check_size(p, id, next.len())?;
         for s in &next {
             out.insert(binop(BinOp::Div, s, &Value::Int(m as i64)).map_err(|e| Error::program(e.0))?);
         }
