@@ -142,6 +142,8 @@ impl<'m> Runner<'m> {
         let mut tmp = vec![0.0; d];
         let mut hidden = vec![0.0; c.d_mlp];
         let mut scores = vec![0.0; n];
+        let mut q_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut v_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
         for (l, layer) in self.layers.iter().enumerate() {
             seen(2 * l, &x);
             let mut delta = Array2::<f64>::zeros((n, d));
@@ -158,12 +160,12 @@ impl<'m> Runner<'m> {
                 }
                 // queries and values are sparse (a few one-hot or numerical
                 // directions): their nonzero entries, once per position
-                let nonzero = |rows: &[Vec<f64>]| -> Vec<Vec<(usize, f64)>> {
-                    rows.iter()
-                        .map(|r| r.iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(i, a)| (i, *a)).collect())
-                        .collect()
-                };
-                let (q_nz, v_nz) = (nonzero(&q[..n]), nonzero(&v[..n]));
+                for p in 0..n {
+                    for (nz, dense) in [(&mut q_nz[p], &q[p]), (&mut v_nz[p], &v[p])] {
+                        nz.clear();
+                        nz.extend(dense.iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(i, a)| (i, *a)));
+                    }
+                }
                 let mut z = vec![0.0; head.v.cols];
                 for qp in 0..n {
                     let visible = if c.causal { qp + 1 } else { n };
