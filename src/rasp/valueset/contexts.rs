@@ -133,19 +133,6 @@ fn root(p: &Program, id: NodeId, max_seq_len: usize) -> bool {
         }
 }
 
-fn inputs(op: &Op) -> Vec<NodeId> {
-    match op {
-        Op::Tokens | Op::Indices | Op::Length | Op::Full(_) => vec![],
-        Op::Map { input, .. } => vec![*input],
-        Op::SequenceMap { inputs, .. } | Op::LinearSequenceMap { inputs, .. } => inputs.to_vec(),
-        Op::Aggregate { selector, sop, .. } => vec![*selector, *sop],
-        Op::SelectorWidth { selector } => vec![*selector],
-        Op::Select { keys, queries, .. } => vec![*keys, *queries],
-        Op::SelectAnd(a, b) | Op::SelectOr(a, b) => vec![*a, *b],
-        Op::SelectNot(a) => vec![*a],
-    }
-}
-
 impl<'a> Contexts<'a> {
     /// The analysis for `p`, or None when it has nothing to refine (or
     /// max_seq_len is above `MAX_REFINED_SEQ_LEN`).
@@ -159,7 +146,7 @@ impl<'a> Contexts<'a> {
                 demanded[id] = true;
             }
             if demanded[id] {
-                for i in inputs(&p.nodes[id].op) {
+                for i in p.nodes[id].op.inputs() {
                     demanded[i] = true;
                 }
             }
