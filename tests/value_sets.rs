@@ -216,3 +216,29 @@ fn gcd(a: i64, b: i64) -> i64 {
         gcd(b, a % b)
     }
 }
+
+/// Sets equal under Python's equality but of other types stay apart: {0, 1}
+/// of one s-op must not stand for {False, True} of another, since `str`
+/// tells them apart (a sum read "True" here, and the refined set of `c`
+/// would miss 2 and 3).
+#[test]
+fn equal_sets_of_different_types_stay_apart() {
+    let text = r#"
+a = numerical(Map(lambda x: 1 if x == "a" else 0, tokens))
+b = SequenceMap(lambda x, i: x == "b", tokens, indices)
+s = Map(lambda x: str(x), b)
+c = numerical(SequenceMap(lambda x, y: x + (2 if y == "True" else 0), a, s))
+compile(c, vocab={"a", "b"}, max_seq_len=3)
+"#;
+    let p = Program::from_rasp("types.rasp", text).unwrap();
+    let vocab = ["a", "b"].map(|t| Value::Str(t.into()));
+    let vs = infer(&p, &vocab, 3).unwrap();
+    let mut checked = 0;
+    for input in inputs::all(&vocab, 3) {
+        for causal in [false, true] {
+            checked += check_input(&p, &vs, &input, causal, text);
+        }
+    }
+    assert!(checked > 0);
+    assert!(vs.of(p.output).contains(&Value::Int(2)), "{:?}", vs.of(p.output));
+}

@@ -60,22 +60,27 @@ struct Context {
     causal: bool,
 }
 
-/// Sets of values (sorted, deduplicated, None included when it can occur), stored once each.
+/// Sets of values (sorted, deduplicated, None included when it can occur),
+/// stored once each. Two sets are the same only with the same types too:
+/// values compare as in Python (1 == 1.0 == True), but a function may tell
+/// them apart (`str(x)`), so {0, 1} of one s-op must not stand for
+/// {False, True} of another.
 #[derive(Default)]
 struct Interner {
     sets: Vec<Rc<[Value]>>,
-    ids: HashMap<Rc<[Value]>, SetId>,
+    ids: HashMap<(Rc<[Value]>, Vec<&'static str>), SetId>,
 }
 
 impl Interner {
     fn intern(&mut self, set: BTreeSet<Value>) -> SetId {
         let v: Rc<[Value]> = set.into_iter().collect::<Vec<_>>().into();
-        if let Some(id) = self.ids.get(&v) {
+        let key = (v.clone(), v.iter().map(Value::type_name).collect::<Vec<_>>());
+        if let Some(id) = self.ids.get(&key) {
             return *id;
         }
         let id = self.sets.len() as SetId;
-        self.sets.push(v.clone());
-        self.ids.insert(v, id);
+        self.sets.push(v);
+        self.ids.insert(key, id);
         id
     }
     fn get(&self, id: SetId) -> Rc<[Value]> {
