@@ -66,8 +66,8 @@ pub fn sample(vocab: &[Value], max_len: usize, n: usize, seed: u64) -> Vec<Vec<V
         .collect()
 }
 
-/// `n` random sequences for verification: the even-numbered ones as
-/// [`sample`] draws them, the odd-numbered ones built around token pairs
+/// `n` random sequences for verification: the even-numbered ones uniform,
+/// like [`sample`]'s, the odd-numbered ones built around token pairs
 /// (see [`structured`]), so that inputs uniform sampling almost never
 /// produces at long lengths (a balanced string of 64 brackets, a first
 /// negative balance at the last position) are checked too.
