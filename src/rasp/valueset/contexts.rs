@@ -23,9 +23,9 @@
 //! position (tokens, a Map of tokens) costs one set, not one per context, and
 //! every rule is memoised on the ids it reads.
 
-use super::{check_size, means, raised, sorted};
+use super::{check_size, combine, means, raised, sorted};
 use crate::diagnostic::{Error, Result};
-use crate::rasp::interp::{linear, select_holds};
+use crate::rasp::interp::select_holds;
 use crate::rasp::program::{Encoding, NodeId, Op, Predicate, Program};
 use crate::value::{binop, BinOp, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -215,13 +215,13 @@ impl<'a> Contexts<'a> {
             Op::Select { .. } | Op::SelectAnd(..) | Op::SelectOr(..) | Op::SelectNot(..) => return Ok(None),
             Op::Tokens => vec![self.sets.intern(self.vocab.iter().cloned().collect()); self.contexts.len()],
             Op::Full(v) => vec![self.sets.intern([v.clone()].into_iter().collect()); self.contexts.len()],
-            Op::Indices => {
-                let cs = self.contexts.clone();
-                cs.iter().map(|c| self.sets.intern([Value::Int(c.i as i64)].into_iter().collect())).collect()
-            }
-            Op::Length => {
-                let cs = self.contexts.clone();
-                cs.iter().map(|c| self.sets.intern([Value::Int(c.n as i64)].into_iter().collect())).collect()
+            Op::Indices | Op::Length => {
+                let sets = &mut self.sets;
+                let indices = matches!(node.op, Op::Indices);
+                self.contexts
+                    .iter()
+                    .map(|c| sets.intern([Value::Int(if indices { c.i } else { c.n } as i64)].into_iter().collect()))
+                    .collect()
             }
             Op::Map { f, input } => {
                 let mut out = Vec::with_capacity(self.contexts.len());
@@ -331,15 +331,7 @@ impl<'a> Contexts<'a> {
                     out.insert(Value::None);
                     continue;
                 }
-                out.insert(match &p.nodes[id].op {
-                    Op::SequenceMap { f, .. } => {
-                        f.call(&[a.clone(), b.clone()]).map_err(|e| raised(p, id, f, &e.0, &[a, b]))?
-                    }
-                    Op::LinearSequenceMap { coeffs, .. } => linear(coeffs, a, b).map_err(|e| {
-                        Error::program(format!("{} fails on ({}, {}): {e}", p.describe(id), a.repr(), b.repr()))
-                    })?,
-                    _ => unreachable!("pairs is for SequenceMap and LinearSequenceMap"),
-                });
+                out.insert(combine(p, id, a, b)?);
             }
         }
         Ok(self.sets.intern(out))

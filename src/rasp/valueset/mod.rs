@@ -69,6 +69,17 @@ fn raised(p: &Program, id: NodeId, f: &Func, e: &str, args: &[&Value]) -> Error 
     }
 }
 
+/// A SequenceMap's function, or a LinearSequenceMap's sum, on one pair of
+/// values; an error names the s-op and the pair.
+fn combine(p: &Program, id: NodeId, x: &Value, y: &Value) -> Result<Value> {
+    match &p.nodes[id].op {
+        Op::SequenceMap { f, .. } => f.call(&[x.clone(), y.clone()]).map_err(|e| raised(p, id, f, &e.0, &[x, y])),
+        Op::LinearSequenceMap { coeffs, .. } => linear(coeffs, x, y)
+            .map_err(|e| Error::program(format!("{} fails on ({}, {}): {e}", p.describe(id), x.repr(), y.repr()))),
+        _ => unreachable!("combine is for SequenceMap and LinearSequenceMap"),
+    }
+}
+
 fn check_size(p: &Program, id: NodeId, n: usize) -> Result<()> {
     if n > MAX_VALUE_SET {
         return Err(Error::program(format!(
@@ -101,26 +112,12 @@ pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSe
                 }
                 sorted(out)
             }
-            Op::SequenceMap { f, inputs } => {
+            Op::SequenceMap { inputs, .. } | Op::LinearSequenceMap { inputs, .. } => {
                 let mut out = HashSet::new();
                 check_size(p, id, sets[inputs[0]].len().saturating_mul(sets[inputs[1]].len()))?;
                 for x in &sets[inputs[0]] {
                     for y in &sets[inputs[1]] {
-                        let z = f.call(&[x.clone(), y.clone()]).map_err(|e| raised(p, id, f, &e.0, &[x, y]))?;
-                        out.insert(z);
-                    }
-                }
-                sorted(out)
-            }
-            Op::LinearSequenceMap { inputs, coeffs } => {
-                let mut out = HashSet::new();
-                check_size(p, id, sets[inputs[0]].len().saturating_mul(sets[inputs[1]].len()))?;
-                for x in &sets[inputs[0]] {
-                    for y in &sets[inputs[1]] {
-                        let z = linear(coeffs, x, y).map_err(|e| {
-                            Error::program(format!("{} fails on ({}, {}): {e}", p.describe(id), x.repr(), y.repr()))
-                        })?;
-                        out.insert(z);
+                        out.insert(combine(p, id, x, y)?);
                     }
                 }
                 sorted(out)
