@@ -326,12 +326,12 @@ impl Compiled {
     /// before rewrites), and measures how far its logits moved from the
     /// unoptimised model's.
     pub fn verify(&self, options: &VerifyOptions) -> Result<Report> {
-        self.model.verify_against(&self.tabulated, options, self.reference.as_ref())
+        self.model.verify_against(&self.tabulated, options, self.reference()?)
     }
 
     /// [`Compiled::verify`], calling `progress(done, total)` as inputs are checked.
     pub fn verify_with(&self, options: &VerifyOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Report> {
-        self.model.verify_against_with(&self.tabulated, options, self.reference.as_ref(), progress)
+        self.model.verify_against_with(&self.tabulated, options, self.reference()?, progress)
     }
 
     /// Verifies, and fails with the first disagreements when there are any.

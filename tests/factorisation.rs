@@ -72,7 +72,7 @@ fn d_head_is_the_largest_true_rank_and_products_are_unchanged() {
         // one residual layout for both, so their weights compare column by column
         let options = Options { share_residual: false, ..Options::default() };
         let c = compile(&p, &s, &Heuristic, &options).unwrap();
-        let reference = c.reference.as_ref().expect("an optimised compile keeps its unoptimised reference");
+        let reference = c.reference().unwrap().expect("an optimised compile keeps its unoptimised reference");
         let mut largest = 0;
         for (l, info) in c.model.meta.layers.iter().enumerate() {
             for (h, head) in info.heads.iter().enumerate() {
@@ -141,7 +141,7 @@ fn factorised_models_output_the_same_logits() {
         let c = compile(&p, &s, &Heuristic, &Options::default()).unwrap();
         let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
         assert!(verify(&c.model, &c.tabulated, &inputs, exhaustive).ok(), "{name}");
-        let diff = max_logit_difference(&c.model, c.reference.as_ref().unwrap(), &inputs, 0).unwrap();
+        let diff = max_logit_difference(&c.model, c.reference().unwrap().unwrap(), &inputs, 0).unwrap();
         eprintln!("{name}: max |logit difference| from the unfactorised model {diff:.1e}");
         assert!(diff <= 1e-9, "{name}: {diff}");
     }
@@ -152,7 +152,7 @@ fn no_factorise_keeps_tracr_layout() {
     let p = bundled("shuffle_dyck");
     let s = p.settings.clone().unwrap();
     let c = compile(&p, &s, &Heuristic, &Options::none()).unwrap();
-    assert!(c.reference.is_none());
+    assert!(c.reference().unwrap().is_none());
     // the widest MLP holds `balance < 0` and `balance == 0`, each a
     // discretiser of one neuron and a pair per gap between balance's values
     let vs = tracr_opt::rasp::valueset::infer(&p, &s.vocab, s.max_seq_len).unwrap();

@@ -69,14 +69,14 @@ pub fn build(inp: &CircuitInput) -> Circuit {
         compiled.nodes.iter().enumerate().map(|(i, n)| (n.label.as_str(), i)).collect();
 
     // who each direction belongs to: its writer's node, else the s-op it is named after
-    let mut owner: BTreeMap<Dir, String> = BTreeMap::new();
+    let mut owner: HashMap<Dir, String> = HashMap::new();
     for b in blocks {
         let writes: Vec<&Dir> = match &b.body {
             Body::Mlp(m) => m.w_out.iter().map(|(_, d, _)| d).collect(),
             Body::Head(h) => h.ov.iter().map(|(_, d, _)| d).collect(),
         };
         for d in writes {
-            owner.entry(d.clone()).or_insert_with(|| label(b.node));
+            owner.entry(*d).or_insert_with(|| label(b.node));
         }
     }
     let owner_of = |d: &Dir| -> String {
@@ -88,7 +88,12 @@ pub fn build(inp: &CircuitInput) -> Circuit {
             owner.get(d).cloned().unwrap_or_else(|| d.name.clone())
         }
     };
-    let span_of: BTreeMap<&Dir, Option<Span>> = layout.occupants.iter().flatten().map(|o| (&o.dir, o.span)).collect();
+    // each direction once, whatever the number of weights on it (millions in a long head)
+    let owners_of = |dirs: &mut dyn Iterator<Item = &Dir>| -> Vec<String> {
+        let distinct: std::collections::HashSet<&Dir> = dirs.collect();
+        distinct.into_iter().map(|d| owner_of(d)).collect()
+    };
+    let span_of: HashMap<&Dir, Option<Span>> = layout.occupants.iter().flatten().map(|o| (&o.dir, o.span)).collect();
     let residual = |d: &Dir| -> Option<Residual> {
         let dim = *layout.column.get(d)?;
         let span = span_of.get(d).copied().flatten();
@@ -116,7 +121,7 @@ pub fn build(inp: &CircuitInput) -> Circuit {
                     neurons: neurons.clone().collect(),
                     role: b.role.into(),
                 });
-                reads[b.node].extend(m.w_in.iter().map(|(d, _, _)| owner_of(d)));
+                reads[b.node].extend(owners_of(&mut m.w_in.iter().map(|(d, _, _)| d)));
             }
             (Slot::Head { layer, head, qk_rank, ov_dims, members, qk_basis, ov_basis }, Body::Head(h)) => {
                 p.heads.push(HeadPart {
@@ -135,7 +140,7 @@ pub fn build(inp: &CircuitInput) -> Circuit {
                         p.shares_head_with.push(other);
                     }
                 }
-                reads[b.node].extend(h.ov.iter().map(|(d, _, _)| owner_of(d)));
+                reads[b.node].extend(owners_of(&mut h.ov.iter().map(|(d, _, _)| d)));
                 // the pattern belongs to the selector (and every select under it)
                 let selector = match &compiled.nodes[b.node].op {
                     Op::Aggregate { selector, .. } | Op::SelectorWidth { selector } => Some(*selector),
@@ -151,7 +156,7 @@ pub fn build(inp: &CircuitInput) -> Circuit {
                     role: b.role.into(),
                     basis: basis_name(*qk_basis),
                 };
-                let qk_reads: Vec<String> = h.qk_entries().flat_map(|(q, k, _)| [owner_of(q), owner_of(k)]).collect();
+                let qk_reads = owners_of(&mut h.qk_entries().flat_map(|(q, k, _)| [q, k]));
                 let owners = match selector {
                     Some(s) => selector_tree(compiled, s),
                     // Length: a head of its own with an always-true pattern
@@ -170,7 +175,8 @@ pub fn build(inp: &CircuitInput) -> Circuit {
     // embeddings and residual dimensions
     for (id, n) in compiled.nodes.iter().enumerate() {
         let own = |d: &Dir| owner_of(d) == n.label && *d != Dir::bos();
-        let dirs: Vec<&Dir> = layout.column.keys().filter(|d| own(d)).collect();
+        let mut dirs: Vec<&Dir> = layout.column.keys().filter(|d| own(d)).collect();
+        dirs.sort();
         parts[id].residual = dirs.iter().filter_map(|d| residual(d)).collect();
         if lowered.embedded.get(id).is_some_and(Option::is_some) {
             let by_pos = matches!(lowered.embedded[id], Some(Embedded::Indices | Embedded::IndexMap(_)));
@@ -186,7 +192,10 @@ pub fn build(inp: &CircuitInput) -> Circuit {
                 }
             };
             let carried = |d: &Dir| (own(d) || folded_into(d)) && layout.column.contains_key(d);
-            let columns: Vec<usize> = layout.column.iter().filter(|(d, _)| carried(d)).map(|(_, c)| *c).collect();
+            let mut carried_dirs: Vec<(&Dir, usize)> =
+                layout.column.iter().filter(|(d, _)| carried(d)).map(|(d, c)| (d, *c)).collect();
+            carried_dirs.sort();
+            let columns: Vec<usize> = carried_dirs.into_iter().map(|(_, c)| c).collect();
             let rows: Vec<usize> = rows
                 .iter()
                 .enumerate()

@@ -4,28 +4,93 @@
 
 use crate::rasp::NodeId;
 use crate::value::Value;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 /// A named basis direction of the residual stream: `one`, `tokens:a`,
 /// `opp_idx:3`, `frac_prevs` (numerical), `length_selector_width_attn_output`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Dir {
+///
+/// Interned (`internment`): a copy is a pointer, and two directions made
+/// from the same name and value are the same pointer. Equality, hashing and
+/// order are still those of (name, value) under Python's semantics (`x:1`
+/// equals `x:1.0`), as before interning; the pointer is only a fast path.
+/// Interning itself is strict (`DirData`'s equality sees types), so each
+/// direction keeps the text it was made with whatever was interned before
+/// in the process. The interner never frees: a compile makes a few
+/// thousand distinct directions even at max_seq_len 256.
+#[derive(Clone, Copy)]
+pub struct Dir(internment::Intern<DirData>);
+
+/// What a direction is: its s-op and value.
+pub struct DirData {
     /// The s-op (or `tokens`, `indices`, `one`) it belongs to.
     pub name: String,
     /// The value it stands for (categorical), None for a numerical direction.
     pub value: Option<Value>,
+    /// Hash of (name, value) under Python's equality (deterministic keys).
+    py_hash: u64,
+    /// The name, interned: directions of one s-op compare names by pointer.
+    name_key: internment::Intern<str>,
+}
+
+/// Strict equality for interning: same type and same bits, so `1`, `1.0`
+/// and `True` stay three entries.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::None, Value::None) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::Tuple(x), Value::Tuple(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        _ => false,
+    }
+}
+
+impl PartialEq for DirData {
+    fn eq(&self, other: &Self) -> bool {
+        self.py_hash == other.py_hash
+            && self.name == other.name
+            && match (&self.value, &other.value) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for DirData {}
+
+impl Hash for DirData {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // strictly equal data have equal Python hashes
+        self.py_hash.hash(state)
+    }
 }
 
 impl Dir {
+    fn make(name: &str, value: Option<Value>) -> Dir {
+        let mut h = std::hash::DefaultHasher::new();
+        name.hash(&mut h);
+        value.hash(&mut h);
+        Dir(internment::Intern::new(DirData {
+            name: name.to_string(),
+            value,
+            py_hash: h.finish(),
+            name_key: internment::Intern::from(name),
+        }))
+    }
+
     /// A numerical direction.
     pub fn named(name: &str) -> Dir {
-        Dir { name: name.to_string(), value: None }
+        Dir::make(name, None)
     }
 
     /// The categorical direction of `name` for value `v`.
     pub fn valued(name: &str, v: &Value) -> Dir {
-        Dir { name: name.to_string(), value: Some(v.clone()) }
+        Dir::make(name, Some(v.clone()))
     }
 
     /// The constant direction, 1 at every position.
@@ -41,6 +106,49 @@ impl Dir {
     /// `tokens:PAD`.
     pub fn pad() -> Dir {
         Dir::valued("tokens", &Value::Str(PAD.into()))
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = DirData;
+    fn deref(&self) -> &DirData {
+        &self.0
+    }
+}
+
+impl PartialEq for Dir {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0 || (self.py_hash == other.py_hash && self.name == other.name && self.value == other.value)
+    }
+}
+
+impl Eq for Dir {}
+
+impl Hash for Dir {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.py_hash.hash(state)
+    }
+}
+
+impl PartialOrd for Dir {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Dir {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if self.0 == other.0 {
+            return Ordering::Equal;
+        }
+        let names = if self.name_key == other.name_key { Ordering::Equal } else { self.name.cmp(&other.name) };
+        names.then_with(|| self.value.cmp(&other.value))
+    }
+}
+
+impl fmt::Debug for Dir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dir").field("name", &self.name).field("value", &self.value).finish()
     }
 }
 
@@ -203,11 +311,6 @@ impl Mlp {
     pub fn neuron(&mut self) -> usize {
         self.hidden += 1;
         self.hidden - 1
-    }
-
-    /// Pre-activation of neuron `h` on a residual vector.
-    pub fn preact(&self, h: usize, x: &DirVec) -> f64 {
-        self.w_in.iter().filter(|(_, j, _)| *j == h).map(|(d, _, w)| w * x.get(d).unwrap_or(&0.0)).sum()
     }
 }
 

@@ -77,10 +77,10 @@ impl Options {
 pub struct Compiled {
     /// The model.
     pub model: Model,
-    /// The same allocation assembled from the blocks as lowered (before the
-    /// block-level optimisations), to measure what they changed. None when
-    /// no such optimisation ran.
-    pub reference: Option<Model>,
+    /// What assembles the reference model on demand ([`Compiled::reference`]).
+    reference_parts: Option<ReferenceParts>,
+    /// The reference model, once assembled.
+    reference: std::sync::OnceLock<Model>,
     /// What factorisation did, when it ran.
     pub factorise: Option<factorise::Stats>,
     /// What the graph rewrites did, in order.
@@ -98,7 +98,45 @@ pub struct Compiled {
     pub stage_ms: Vec<(&'static str, f64)>,
 }
 
+/// The blocks as lowered and the unshared layout they are placed on: all the
+/// reference model needs beyond the compile's own settings. Kept instead of
+/// the model itself, which is as large as the compiled one (1 GB of f64 for
+/// sort at max_seq_len 256) and only verification reads.
+struct ReferenceParts {
+    lowered: lower::Lowered,
+    layout: residual::Layout,
+    program: Program,
+    settings: Settings,
+    allocator: &'static str,
+    flags: serde_json::Value,
+    share_heads: bool,
+}
+
 impl Compiled {
+    /// The same allocation assembled from the blocks as lowered (before the
+    /// block-level optimisations), one residual dimension per direction, to
+    /// measure what they changed. None when no such optimisation ran.
+    /// Assembled on the first call (it costs what assembling the model did).
+    pub fn reference(&self) -> Result<Option<&Model>> {
+        let Some(parts) = &self.reference_parts else { return Ok(None) };
+        if let Some(m) = self.reference.get() {
+            return Ok(Some(m));
+        }
+        let (model, _) = assemble::assemble(assemble::AssembleInput {
+            program: &parts.program,
+            settings: &parts.settings,
+            lowered: &parts.lowered,
+            blocks: &parts.lowered.blocks,
+            allocation: &self.allocation,
+            layout: &parts.layout,
+            allocator: parts.allocator,
+            compile_flags: parts.flags.clone(),
+            share_heads: parts.share_heads,
+            factorise: false,
+        })?;
+        Ok(Some(self.reference.get_or_init(|| model)))
+    }
+
     /// Milliseconds in all.
     pub fn total_ms(&self) -> f64 {
         self.stage_ms.iter().map(|(_, ms)| ms).sum()
@@ -206,15 +244,27 @@ pub fn compile(
     }));
     lap("assemble", &mut t);
     // the reference: blocks as lowered, one dimension per direction
-    let reference = if options.factorise || options.share_residual {
-        let blocks = as_lowered.as_deref().unwrap_or(&lowered.blocks);
-        Some(assemble(blocks, false, &residual::Layout::unshared(&lowered, &uses, &allocation))?.0)
+    let reference_parts = if options.factorise || options.share_residual {
+        let layout = residual::Layout::unshared(&lowered, &uses, &allocation);
+        if let Some(blocks) = as_lowered {
+            lowered.blocks = blocks;
+        }
+        Some(ReferenceParts {
+            lowered,
+            layout,
+            program: program.clone(),
+            settings: settings.clone(),
+            allocator: allocator.name(),
+            flags,
+            share_heads: options.share_heads,
+        })
     } else {
         None
     };
     Ok(Compiled {
         model,
-        reference,
+        reference_parts,
+        reference: std::sync::OnceLock::new(),
         factorise,
         rewrites,
         allocation,

@@ -15,7 +15,7 @@
 use super::alloc::Allocation;
 use super::craft::{Body, Dir};
 use super::lower::{Lowered, OutputDecoder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Where one residual direction is written and read.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,8 +43,15 @@ impl DirUse {
     }
 }
 
-fn get<'a>(map: &'a mut BTreeMap<Dir, DirUse>, d: &Dir) -> &'a mut DirUse {
-    map.entry(d.clone()).or_insert_with(|| unused(d))
+fn get<'a>(map: &'a mut HashMap<Dir, DirUse>, d: &Dir) -> &'a mut DirUse {
+    map.entry(*d).or_insert_with(|| unused(d))
+}
+
+/// Adds block `i` once: a block's entries come together, so a repeat is the last one.
+fn add(list: &mut Vec<usize>, i: usize) {
+    if list.last() != Some(&i) {
+        list.push(i);
+    }
 }
 
 fn unused(d: &Dir) -> DirUse {
@@ -54,7 +61,8 @@ fn unused(d: &Dir) -> DirUse {
 /// Every direction of the lowered program with its writers and readers, in
 /// the residual stream's order.
 pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
-    let mut map: BTreeMap<Dir, DirUse> = lowered.dirs.iter().map(|d| (d.clone(), unused(d))).collect();
+    // hashed while counting (a head at max_seq_len 256 has millions of entries), sorted once at the end
+    let mut map: HashMap<Dir, DirUse> = lowered.dirs.iter().map(|d| (*d, unused(d))).collect();
     // a head copies signs: a value that may be negative makes its output so
     let mut copies: Vec<(Dir, Dir)> = Vec::new();
     for (i, b) in lowered.blocks.iter().enumerate() {
@@ -63,10 +71,10 @@ pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
                 // what assembly writes: the layout's factors
                 let l = h.layout();
                 for v in l.qk.left.iter().chain(&l.qk.right).chain(&l.ov.left) {
-                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| get(&mut map, d).readers.push(i));
+                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| add(&mut get(&mut map, d).readers, i));
                 }
                 for v in &l.ov.right {
-                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| get(&mut map, d).writers.push(i));
+                    v.iter().filter(|(_, w)| **w != 0.0).for_each(|(d, _)| add(&mut get(&mut map, d).writers, i));
                 }
                 for (a, d, w) in &h.ov {
                     if *w < 0.0 {
@@ -77,10 +85,10 @@ pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
                 }
             }
             Body::Mlp(m) => {
-                m.w_in.iter().filter(|(_, _, w)| *w != 0.0).for_each(|(d, _, _)| get(&mut map, d).readers.push(i));
+                m.w_in.iter().filter(|(_, _, w)| *w != 0.0).for_each(|(d, _, _)| add(&mut get(&mut map, d).readers, i));
                 for (_, d, w) in m.w_out.iter().filter(|(_, _, w)| *w != 0.0) {
                     let u = get(&mut map, d);
-                    u.writers.push(i);
+                    add(&mut u.writers, i);
                     // hidden units are never negative
                     u.nonneg &= *w > 0.0;
                 }
@@ -116,13 +124,9 @@ pub fn uses(lowered: &Lowered) -> Vec<DirUse> {
         }
         spread.iter().for_each(|d| map.get_mut(d).unwrap().nonneg = false);
     }
-    map.into_values()
-        .map(|mut u| {
-            u.writers.dedup();
-            u.readers.dedup();
-            u
-        })
-        .collect()
+    let mut uses: Vec<DirUse> = map.into_values().collect();
+    uses.sort_by(|a, b| a.dir.cmp(&b.dir));
+    uses
 }
 
 /// When a direction is in the residual stream, in positions.
@@ -230,8 +234,9 @@ pub struct Occupant {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     /// Direction → residual dimension; directions not listed are left out
-    /// (never written: zero; or never read).
-    pub column: BTreeMap<Dir, usize>,
+    /// (never written: zero; or never read). Hashed: assembly looks up every
+    /// weight's direction; `occupants` gives the order.
+    pub column: HashMap<Dir, usize>,
     /// Per dimension, its directions in time order.
     pub occupants: Vec<Vec<Occupant>>,
     /// The erasures, one per direction that hands on its dimension.
@@ -285,7 +290,7 @@ impl Layout {
         let existing = erasing_neurons(lowered, allocation);
         let mut occupants: Vec<Vec<Occupant>> = Vec::new();
         let mut held_until: Vec<usize> = Vec::new();
-        let mut column = BTreeMap::new();
+        let mut column = HashMap::new();
         let mut erasures = Vec::new();
         for (s, u) in &items {
             // of the free dimensions, the one whose direction is erased at the

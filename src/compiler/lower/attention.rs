@@ -109,12 +109,27 @@ impl<'a> Ctx<'a> {
         let bos_target = bos_target + (terms.len() as f64 - 1.0) * s;
         let mut head = Head::default();
         for rel in terms {
-            let (kl, ql) = (self.label(rel.keys).to_string(), self.label(rel.queries).to_string());
+            let (kl, ql) = (self.label(rel.keys), self.label(rel.queries));
             if rel.all_true {
                 head.add_qk(&Dir::one(), &Dir::one(), s);
             }
+            // each direction made once: a long selector has millions of pairs
+            let kdirs: Vec<Dir> = rel.kvals.iter().map(|v| Dir::valued(kl, v)).collect();
+            let qdirs: Vec<Dir> = rel.qvals.iter().map(|v| Dir::valued(ql, v)).collect();
+            let mut by_query: Vec<Vec<usize>> = vec![Vec::new(); qdirs.len()];
             for (ki, qi) in &rel.pairs {
-                head.add_qk(&Dir::valued(&ql, &rel.qvals[*qi]), &Dir::valued(&kl, &rel.kvals[*ki]), s);
+                by_query[*qi].push(*ki);
+            }
+            for (qd, kis) in qdirs.iter().zip(by_query).filter(|(_, kis)| !kis.is_empty()) {
+                let row = head.qk.entry(*qd).or_default();
+                if row.is_empty() {
+                    // built whole: a sort of keys already in order, not a search per entry
+                    *row = kis.iter().map(|ki| (kdirs[*ki], s)).collect();
+                } else {
+                    for ki in kis {
+                        *row.entry(kdirs[ki]).or_insert(0.0) += s;
+                    }
+                }
             }
         }
         // BOS key: compensate whatever the BOS position holds (rule 3). Each

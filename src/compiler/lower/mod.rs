@@ -333,17 +333,17 @@ impl<'a> Ctx<'a> {
     /// be in the residual stream. `one` and `tokens:BOS` always stay (every
     /// MLP's BOS gate reads the latter).
     fn drop_unread_embedded(&mut self) {
-        let mut read: BTreeSet<Dir> = BTreeSet::new();
+        let mut read: std::collections::HashSet<Dir> = std::collections::HashSet::new();
         for b in &self.blocks {
             match &b.body {
                 Body::Head(h) => {
-                    for (q, k, _) in h.qk_entries() {
-                        read.insert(q.clone());
-                        read.insert(k.clone());
+                    for (q, row) in &h.qk {
+                        read.insert(*q);
+                        read.extend(row.keys());
                     }
-                    read.extend(h.ov.iter().map(|(a, _, _)| a.clone()));
+                    read.extend(h.ov.iter().map(|(a, _, _)| *a));
                 }
-                Body::Mlp(m) => read.extend(m.w_in.iter().map(|(d, _, _)| d.clone())),
+                Body::Mlp(m) => read.extend(m.w_in.iter().map(|(d, _, _)| *d)),
             }
         }
         for d in sop_dirs(self.p, self.vs, self.p.output) {
@@ -426,8 +426,14 @@ impl<'a> Ctx<'a> {
     /// Adds the BOS gate to every neuron of an MLP (rule 3): `-(preact at BOS)⁺ - 1`
     /// on tokens:BOS, so each neuron is exactly off at the BOS position.
     fn gate(&self, mlp: &mut Mlp) {
-        for h in 0..mlp.hidden {
-            let pre = mlp.preact(h, &self.bos);
+        // every neuron's pre-activation at BOS in one pass over W_in
+        let mut pre = vec![0.0; mlp.hidden];
+        for (d, h, w) in &mlp.w_in {
+            if let Some(x) = self.bos.get(d) {
+                pre[*h] += w * x;
+            }
+        }
+        for (h, pre) in pre.into_iter().enumerate() {
             mlp.w_in.push((Dir::bos(), h, -(pre.max(0.0) + 1.0)));
         }
     }
