@@ -27,6 +27,21 @@ pub fn no_more_writes() -> RwLockWriteGuard<'static, ()> {
 /// leaves the previous directory or the new one, never a partial one. The
 /// caller decides whether an existing `dir` may be replaced.
 pub fn write_dir_atomic(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let files: Vec<(String, Contents)> = files.iter().map(|(n, b)| (n.clone(), Contents::Bytes(b))).collect();
+    write_dir_atomic_with(dir, &files)
+}
+
+/// What one file of an atomic directory write holds.
+pub enum Contents<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// Whatever this function writes to the (temporary) path it is given:
+    /// for files written in pieces, which would not fit in memory twice.
+    Writer(Box<dyn Fn(&std::path::Path) -> Result<()> + 'a>),
+}
+
+/// [`write_dir_atomic`] with files given as [`Contents`].
+pub fn write_dir_atomic_with(dir: &std::path::Path, files: &[(String, Contents)]) -> Result<()> {
     use std::path::Path;
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -42,12 +57,15 @@ pub fn write_dir_atomic(dir: &std::path::Path, files: &[(String, Vec<u8>)]) -> R
     let _ = std::fs::remove_dir_all(&tmp);
     let write_all = || -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| io(e, &tmp))?;
-        for (file, bytes) in files {
+        for (file, contents) in files {
             let path = tmp.join(file);
             if let Some(p) = path.parent() {
                 std::fs::create_dir_all(p).map_err(|e| io(e, p))?;
             }
-            std::fs::write(&path, bytes).map_err(|e| io(e, &path))?;
+            match contents {
+                Contents::Bytes(bytes) => std::fs::write(&path, bytes).map_err(|e| io(e, &path))?,
+                Contents::Writer(write) => write(&path)?,
+            }
         }
         if dir.exists() {
             std::fs::rename(dir, &old).map_err(|e| io(e, dir))?;

@@ -35,6 +35,83 @@ impl Sparse {
             }
         }
     }
+
+    /// `x · W` for a row vector given by its nonzero entries, into `out`.
+    fn scatter(&self, x: &[(usize, f64)], out: &mut Scatter) {
+        for (i, xi) in x {
+            for (j, w) in &self.rows[*i] {
+                out.add(*j, xi * w);
+            }
+        }
+    }
+}
+
+/// A dense vector that lists the entries written since it was last
+/// drained, so that reading its nonzeros and clearing it cost what was
+/// written, not its length (a long model's residual stream has thousands of
+/// dimensions and a position uses a few). Sums are formed in the same order
+/// as a dense product's, so results are the same to the bit.
+struct Scatter {
+    dense: Vec<f64>,
+    touched: Vec<usize>,
+    seen: Vec<bool>,
+}
+
+impl Scatter {
+    fn new(len: usize) -> Scatter {
+        Scatter { dense: vec![0.0; len], touched: Vec::new(), seen: vec![false; len] }
+    }
+
+    fn add(&mut self, i: usize, v: f64) {
+        if !self.seen[i] {
+            self.seen[i] = true;
+            self.touched.push(i);
+        }
+        self.dense[i] += v;
+    }
+
+    /// The nonzero entries in index order (into `out`); the vector is zero after.
+    fn drain(&mut self, out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        if self.touched.len() * 16 > self.dense.len() {
+            // many entries written: a scan in order beats sorting them
+            self.touched.clear();
+            for (i, (v, seen)) in self.dense.iter_mut().zip(self.seen.iter_mut()).enumerate().filter(|(_, (_, s))| **s)
+            {
+                *seen = false;
+                let v = std::mem::take(v);
+                if v != 0.0 {
+                    out.push((i, v));
+                }
+            }
+            return;
+        }
+        self.touched.sort_unstable();
+        for i in self.touched.drain(..) {
+            let v = std::mem::take(&mut self.dense[i]);
+            self.seen[i] = false;
+            if v != 0.0 {
+                out.push((i, v));
+            }
+        }
+    }
+}
+
+/// The nonzero entries of `row` among the dimensions `support` (in index
+/// order; every nonzero of the row is in it), into `out`.
+fn nonzeros(row: &[f64], support: &[usize], out: &mut Vec<(usize, f64)>) {
+    out.clear();
+    out.extend(support.iter().filter(|j| row[**j] != 0.0).map(|j| (*j, row[*j])));
+}
+
+/// Adds the dimensions of `written` (in index order) to the sorted `support`.
+fn widen(support: &mut Vec<usize>, written: impl Iterator<Item = usize>) {
+    let before = support.len();
+    support.extend(written);
+    if support.len() > before {
+        support.sort_unstable();
+        support.dedup();
+    }
 }
 
 struct HeadW {
@@ -55,6 +132,8 @@ pub struct Runner<'m> {
     /// The model run.
     pub model: &'m Model,
     layers: Vec<LayerW>,
+    w_e: Sparse,
+    w_pos: Sparse,
     w_u: Sparse,
     /// Token → id, decoded from the metadata once.
     ids: HashMap<Value, usize>,
@@ -86,7 +165,15 @@ impl<'m> Runner<'m> {
                 w_out: Sparse::new(l.w_out.view()),
             })
             .collect();
-        Ok(Runner { model, layers, w_u: Sparse::new(model.w_u.view()), ids, outputs })
+        Ok(Runner {
+            model,
+            layers,
+            w_e: Sparse::new(model.w_e.view()),
+            w_pos: Sparse::new(model.w_pos.view()),
+            w_u: Sparse::new(model.w_u.view()),
+            ids,
+            outputs,
+        })
     }
 
     /// Token ids for an input sequence, BOS first.
@@ -125,53 +212,71 @@ impl<'m> Runner<'m> {
         out
     }
 
-    /// The forward pass, calling `seen(s, x)` with the stream entering each sublayer s.
+    /// The forward pass, calling `seen(s, x)` with the stream entering each
+    /// sublayer s. Every product works on nonzero entries only (queries,
+    /// keys and values of a compiled head are a few one-hot or numerical
+    /// directions), so a pass costs about n² per head plus the weights it
+    /// touches, not n·d_model·d_head.
     fn residual_traced(&self, ids: &[usize], mut seen: impl FnMut(usize, &Array2<f64>)) -> Array2<f64> {
         let c = &self.model.config;
         let n = ids.len();
         let d = c.d_model;
+        // the stream, and per position the dimensions that may be nonzero
         let mut x = Array2::<f64>::zeros((n, d));
+        let mut support: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (p, id) in ids.iter().enumerate() {
-            let row = &self.model.w_e.row(*id) + &self.model.w_pos.row(p);
-            x.row_mut(p).assign(&row);
+            let mut row = x.row_mut(p);
+            for (j, v) in self.w_e.rows[*id].iter().chain(&self.w_pos.rows[p]) {
+                row[*j] += v;
+            }
+            widen(&mut support[p], self.w_e.rows[*id].iter().chain(&self.w_pos.rows[p]).map(|(j, _)| *j));
         }
         let scale = 1.0 / (c.d_head as f64).sqrt();
+        // per position: the stream's nonzeros, dense q and k (for the score's
+        // lookups) and the nonzeros of q, k and v
+        let mut x_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
         let mut q = vec![vec![0.0; c.d_head]; n];
         let mut k = vec![vec![0.0; c.d_head]; n];
-        let mut v = vec![vec![0.0; c.d_head]; n];
-        let mut tmp = vec![0.0; d];
-        let mut hidden = vec![0.0; c.d_mlp];
-        let mut scores = vec![0.0; n];
         let mut q_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut k_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
         let mut v_nz: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut head_dims = Scatter::new(c.d_head);
+        let mut model_dims = Scatter::new(d);
+        let mut hidden = Scatter::new(c.d_mlp);
+        let mut z_nz: Vec<(usize, f64)> = Vec::new();
+        let mut out_nz: Vec<(usize, f64)> = Vec::new();
+        let mut delta: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+        let mut scores = vec![0.0; n];
         for (l, layer) in self.layers.iter().enumerate() {
             seen(2 * l, &x);
-            let mut delta = Array2::<f64>::zeros((n, d));
+            for p in 0..n {
+                nonzeros(x.row(p).as_slice().expect("standard layout"), &support[p], &mut x_nz[p]);
+                delta[p].clear();
+            }
             for head in &layer.heads {
                 if head.q.rows.iter().all(Vec::is_empty) && head.v.rows.iter().all(Vec::is_empty) {
                     continue; // padding head
                 }
                 for p in 0..n {
-                    let xr = x.row(p);
-                    let xs = xr.as_slice().unwrap();
-                    head.q.vecmul(xs, &mut q[p]);
-                    head.k.vecmul(xs, &mut k[p]);
-                    head.v.vecmul(xs, &mut v[p]);
-                }
-                // queries and values are sparse (a few one-hot or numerical
-                // directions): their nonzero entries, once per position
-                for p in 0..n {
-                    for (nz, dense) in [(&mut q_nz[p], &q[p]), (&mut v_nz[p], &v[p])] {
-                        nz.clear();
-                        nz.extend(dense.iter().enumerate().filter(|(_, a)| **a != 0.0).map(|(i, a)| (i, *a)));
+                    for (w, nz) in [(&head.q, &mut q_nz[p]), (&head.k, &mut k_nz[p]), (&head.v, &mut v_nz[p])] {
+                        w.scatter(&x_nz[p], &mut head_dims);
+                        head_dims.drain(nz);
                     }
+                    q_nz[p].iter().for_each(|(i, a)| q[p][*i] = *a);
+                    k_nz[p].iter().for_each(|(i, a)| k[p][*i] = *a);
                 }
-                let mut z = vec![0.0; head.v.cols];
                 for qp in 0..n {
                     let visible = if c.causal { qp + 1 } else { n };
                     let mut max = f64::NEG_INFINITY;
                     for kp in 0..visible {
-                        let s: f64 = q_nz[qp].iter().map(|(i, a)| a * k[kp][*i]).sum::<f64>() * scale;
+                        // over the sparser side: a long selector's query row
+                        // can have thousands of entries against a one-hot key
+                        // (the same nonzero products, in the same order)
+                        let s: f64 = if q_nz[qp].len() <= k_nz[kp].len() {
+                            q_nz[qp].iter().map(|(i, a)| a * k[kp][*i]).sum::<f64>()
+                        } else {
+                            k_nz[kp].iter().map(|(i, b)| q[qp][*i] * b).sum::<f64>()
+                        } * scale;
                         scores[kp] = s;
                         max = max.max(s);
                     }
@@ -180,33 +285,47 @@ impl<'m> Runner<'m> {
                         *s = (*s - max).exp();
                         total += *s;
                     }
-                    z.iter_mut().for_each(|e| *e = 0.0);
                     for kp in 0..visible {
                         let a = scores[kp] / total;
                         if a != 0.0 {
                             for (i, vi) in &v_nz[kp] {
-                                z[*i] += a * vi;
+                                head_dims.add(*i, a * vi);
                             }
                         }
                     }
-                    head.o.vecmul(&z, &mut tmp);
-                    let mut row = delta.row_mut(qp);
-                    for (r, t) in row.iter_mut().zip(&tmp) {
-                        *r += t;
-                    }
+                    head_dims.drain(&mut z_nz);
+                    head.o.scatter(&z_nz, &mut model_dims);
+                    model_dims.drain(&mut out_nz);
+                    delta[qp].extend_from_slice(&out_nz);
+                }
+                for p in 0..n {
+                    q_nz[p].iter().for_each(|(i, _)| q[p][*i] = 0.0);
+                    k_nz[p].iter().for_each(|(i, _)| k[p][*i] = 0.0);
                 }
             }
-            x += &delta;
+            // the heads' outputs, added after every head has read the stream:
+            // summed per dimension first (in head order), then added
+            for p in 0..n {
+                delta[p].sort_by_key(|(j, _)| *j);
+                let mut row = x.row_mut(p);
+                for group in delta[p].chunk_by(|a, b| a.0 == b.0) {
+                    row[group[0].0] += group.iter().fold(0.0, |sum, (_, v)| sum + v);
+                }
+                widen(&mut support[p], delta[p].iter().map(|(j, _)| *j));
+            }
             seen(2 * l + 1, &x);
             for p in 0..n {
-                let xr = x.row(p).to_owned();
-                layer.w_in.vecmul(xr.as_slice().unwrap(), &mut hidden);
-                hidden.iter_mut().for_each(|h| *h = h.max(0.0));
-                layer.w_out.vecmul(&hidden, &mut tmp);
+                nonzeros(x.row(p).as_slice().expect("standard layout"), &support[p], &mut x_nz[p]);
+                layer.w_in.scatter(&x_nz[p], &mut hidden);
+                hidden.drain(&mut z_nz);
+                z_nz.retain(|(_, h)| *h > 0.0); // ReLU
+                layer.w_out.scatter(&z_nz, &mut model_dims);
+                model_dims.drain(&mut out_nz);
                 let mut row = x.row_mut(p);
-                for (r, t) in row.iter_mut().zip(&tmp) {
-                    *r += t;
+                for (j, v) in &out_nz {
+                    row[*j] += v;
                 }
+                widen(&mut support[p], out_nz.iter().map(|(j, _)| *j));
             }
         }
         x

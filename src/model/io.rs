@@ -9,8 +9,9 @@
 
 use super::{Config, Layer, Meta, Model};
 use crate::diagnostic::{Error, Result};
-use ndarray::{Array2, Array3, ArrayD, IxDyn};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use crate::files::Contents;
+use ndarray::{Array2, Array3, ArrayD, ArrayViewD, IxDyn};
+use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -33,37 +34,111 @@ impl DType {
     }
 }
 
-fn to_bytes(a: &ArrayD<f64>, dtype: DType) -> Vec<u8> {
-    match dtype {
-        DType::F32 => a.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect(),
-        DType::F64 => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+/// One tensor of the file: the model's weights, or zeros (the biases).
+enum Source<'a> {
+    Weights(ArrayViewD<'a, f64>),
+    Zeros(Vec<usize>),
+}
+
+impl Source<'_> {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Source::Weights(a) => a.shape(),
+            Source::Zeros(s) => s,
+        }
     }
+
+    fn to_owned(&self) -> ArrayD<f64> {
+        match self {
+            Source::Weights(a) => a.to_owned(),
+            Source::Zeros(s) => ArrayD::zeros(IxDyn(s)),
+        }
+    }
+}
+
+/// The tensors of a model by TransformerLens name, zero biases included,
+/// without copying the weights.
+fn sources(m: &Model) -> Vec<(String, Source<'_>)> {
+    let c = &m.config;
+    let w = Source::Weights;
+    let mut t = vec![
+        ("embed.W_E".to_string(), w(m.w_e.view().into_dyn())),
+        ("pos_embed.W_pos".into(), w(m.w_pos.view().into_dyn())),
+    ];
+    for (l, layer) in m.layers.iter().enumerate() {
+        let p = format!("blocks.{l}.");
+        t.push((format!("{p}attn.W_Q"), w(layer.w_q.view().into_dyn())));
+        t.push((format!("{p}attn.W_K"), w(layer.w_k.view().into_dyn())));
+        t.push((format!("{p}attn.W_V"), w(layer.w_v.view().into_dyn())));
+        t.push((format!("{p}attn.W_O"), w(layer.w_o.view().into_dyn())));
+        for b in ["b_Q", "b_K", "b_V"] {
+            t.push((format!("{p}attn.{b}"), Source::Zeros(vec![c.n_heads, c.d_head])));
+        }
+        t.push((format!("{p}attn.b_O"), Source::Zeros(vec![c.d_model])));
+        t.push((format!("{p}mlp.W_in"), w(layer.w_in.view().into_dyn())));
+        t.push((format!("{p}mlp.b_in"), Source::Zeros(vec![c.d_mlp])));
+        t.push((format!("{p}mlp.W_out"), w(layer.w_out.view().into_dyn())));
+        t.push((format!("{p}mlp.b_out"), Source::Zeros(vec![c.d_model])));
+    }
+    t.push(("unembed.W_U".into(), w(m.w_u.view().into_dyn())));
+    t.push(("unembed.b_U".into(), Source::Zeros(vec![c.d_vocab_out])));
+    t
 }
 
 /// The tensors of a model by TransformerLens name, zero biases included.
 pub fn tensors(m: &Model) -> BTreeMap<String, ArrayD<f64>> {
-    let c = &m.config;
-    let mut t: BTreeMap<String, ArrayD<f64>> = BTreeMap::new();
-    t.insert("embed.W_E".into(), m.w_e.clone().into_dyn());
-    t.insert("pos_embed.W_pos".into(), m.w_pos.clone().into_dyn());
-    for (l, layer) in m.layers.iter().enumerate() {
-        let p = format!("blocks.{l}.");
-        t.insert(format!("{p}attn.W_Q"), layer.w_q.clone().into_dyn());
-        t.insert(format!("{p}attn.W_K"), layer.w_k.clone().into_dyn());
-        t.insert(format!("{p}attn.W_V"), layer.w_v.clone().into_dyn());
-        t.insert(format!("{p}attn.W_O"), layer.w_o.clone().into_dyn());
-        for b in ["b_Q", "b_K", "b_V"] {
-            t.insert(format!("{p}attn.{b}"), ArrayD::zeros(IxDyn(&[c.n_heads, c.d_head])));
+    sources(m).into_iter().map(|(k, s)| (k, s.to_owned())).collect()
+}
+
+/// A tensor as safetensors writes it: converted to the stored precision
+/// when its turn comes, so one tensor's bytes are in memory at a time.
+struct Stored<'a> {
+    source: Source<'a>,
+    dtype: DType,
+}
+
+impl safetensors::View for Stored<'_> {
+    fn dtype(&self) -> Dtype {
+        match self.dtype {
+            DType::F32 => Dtype::F32,
+            DType::F64 => Dtype::F64,
         }
-        t.insert(format!("{p}attn.b_O"), ArrayD::zeros(IxDyn(&[c.d_model])));
-        t.insert(format!("{p}mlp.W_in"), layer.w_in.clone().into_dyn());
-        t.insert(format!("{p}mlp.b_in"), ArrayD::zeros(IxDyn(&[c.d_mlp])));
-        t.insert(format!("{p}mlp.W_out"), layer.w_out.clone().into_dyn());
-        t.insert(format!("{p}mlp.b_out"), ArrayD::zeros(IxDyn(&[c.d_model])));
     }
-    t.insert("unembed.W_U".into(), m.w_u.clone().into_dyn());
-    t.insert("unembed.b_U".into(), ArrayD::zeros(IxDyn(&[c.d_vocab_out])));
-    t
+
+    fn shape(&self) -> &[usize] {
+        self.source.shape()
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let bytes: Vec<u8> = match (&self.source, self.dtype) {
+            (Source::Weights(a), DType::F32) => a.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect(),
+            (Source::Weights(a), DType::F64) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            (Source::Zeros(_), _) => vec![0; self.data_len()],
+        };
+        bytes.into()
+    }
+
+    fn data_len(&self) -> usize {
+        let size = match self.dtype {
+            DType::F32 => 4,
+            DType::F64 => 8,
+        };
+        self.source.shape().iter().product::<usize>() * size
+    }
+}
+
+/// Writes model.safetensors to `path`, a tensor at a time.
+fn write_safetensors(m: &Model, dtype: DType, path: &Path) -> Result<()> {
+    let stored = sources(m).into_iter().map(|(k, source)| (k, Stored { source, dtype }));
+    // one key only: safetensors writes its metadata map in hash order, and the
+    // output must be byte-identical across runs (the producer is in tracr_opt.json)
+    let meta = [("format".to_string(), "pt".to_string())].into();
+    let fail = |e: &dyn std::fmt::Display| Error::usage(format!("cannot write {}: {e}", path.display()));
+    // safetensors writes through a private (0600) temporary file: keep the
+    // permissions a plain create gives, as for the other files
+    let permissions = std::fs::File::create(path).and_then(|f| f.metadata()).map_err(|e| fail(&e))?.permissions();
+    safetensors::serialize_to_file(stored, Some(meta), path).map_err(|e| fail(&e))?;
+    std::fs::set_permissions(path, permissions).map_err(|e| fail(&e))
 }
 
 /// HookedTransformerConfig fields.
@@ -86,24 +161,8 @@ pub fn hooked_config(c: &Config) -> serde_json::Value {
     })
 }
 
-/// The three files' contents, in memory.
-pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let ts = tensors(m);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        ts.iter().map(|(k, a)| (k.clone(), a.shape().to_vec(), to_bytes(a, dtype))).collect();
-    let st_dtype = match dtype {
-        DType::F32 => Dtype::F32,
-        DType::F64 => Dtype::F64,
-    };
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(k, s, b)| TensorView::new(st_dtype, s.clone(), b).map(|v| (k.clone(), v)))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::internal(format!("safetensors view: {e}")))?;
-    // one key only: safetensors writes its metadata map in hash order, and the
-    // output must be byte-identical across runs (the producer is in tracr_opt.json)
-    let meta = [("format".to_string(), "pt".to_string())].into();
-    let st = safetensors::serialize(views, Some(meta)).map_err(|e| Error::internal(format!("safetensors: {e}")))?;
+/// The metadata files' contents (config.json, tracr_opt.json, circuit.json), in memory.
+fn metadata_files(m: &Model, dtype: DType) -> Result<Vec<(String, Vec<u8>)>> {
     let pretty = |v: &serde_json::Value| -> Result<Vec<u8>> {
         let mut s = serde_json::to_string_pretty(v).map_err(|e| Error::internal(e.to_string()))?;
         s.push('\n');
@@ -116,10 +175,12 @@ pub fn encode(m: &Model, dtype: DType) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let mut meta = m.meta.clone();
     meta.dtype = Some(dtype.name().to_string());
     let meta_json = serde_json::to_value(&meta).map_err(|e| Error::internal(e.to_string()))?;
-    let mut files =
-        vec![("model.safetensors", st), ("config.json", pretty(&config)?), ("tracr_opt.json", pretty(&meta_json)?)];
+    let mut files = vec![("config.json".to_string(), pretty(&config)?), ("tracr_opt.json".into(), pretty(&meta_json)?)];
     if let Some(c) = &m.circuit {
-        files.push((CIRCUIT_FILE, pretty(&serde_json::to_value(c).map_err(|e| Error::internal(e.to_string()))?)?));
+        files.push((
+            CIRCUIT_FILE.into(),
+            pretty(&serde_json::to_value(c).map_err(|e| Error::internal(e.to_string()))?)?,
+        ));
     }
     Ok(files)
 }
@@ -140,7 +201,7 @@ pub const EXTRA_ENTRIES: [&str; 1] = ["figures"];
 /// contents) beside its three files; their first path component must be one
 /// of [`EXTRA_ENTRIES`].
 pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>)]) -> Result<()> {
-    let mut files: Vec<(String, Vec<u8>)> = encode(m, dtype)?.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut files = metadata_files(m, dtype)?;
     for (name, bytes) in extras {
         let first = Path::new(name).components().next().map(|c| c.as_os_str().to_string_lossy().to_string());
         if !first.as_deref().is_some_and(|f| EXTRA_ENTRIES.contains(&f)) || name.contains("..") {
@@ -167,7 +228,12 @@ pub fn save_with(m: &Model, dir: &Path, dtype: DType, extras: &[(String, Vec<u8>
             )));
         }
     }
-    crate::files::write_dir_atomic(dir, &files)
+    let mut contents: Vec<(String, Contents)> = vec![(
+        "model.safetensors".into(),
+        Contents::Writer(Box::new(move |path: &Path| write_safetensors(m, dtype, path))),
+    )];
+    contents.extend(files.iter().map(|(name, bytes)| (name.clone(), Contents::Bytes(bytes))));
+    crate::files::write_dir_atomic_with(dir, &contents)
 }
 
 /// Refuses metadata that does not fit the weights' shapes: a model run with
