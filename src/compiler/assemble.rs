@@ -17,6 +17,7 @@ use crate::rasp::json::value_to_json;
 use crate::rasp::{Program, Settings};
 use crate::value::Value;
 use ndarray::{Array2, Array3};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// What assembly needs.
@@ -46,19 +47,21 @@ pub struct AssembleInput<'a> {
 /// Heads of one layer with identical W_QK attend identically: one head can
 /// write all their outputs (their W_OV write disjoint directions). Returns the
 /// layer's heads as (blocks merged, head).
-fn share(blocks: &[Block], attn: &[usize], enabled: bool, factorise: bool) -> Vec<(Vec<usize>, Head)> {
-    let mut out: Vec<(Vec<usize>, Head)> = Vec::new();
+/// A head is copied only when another joins it.
+fn share<'b>(blocks: &'b [Block], attn: &[usize], enabled: bool, factorise: bool) -> Vec<(Vec<usize>, Cow<'b, Head>)> {
+    let mut out: Vec<(Vec<usize>, Cow<Head>)> = Vec::new();
     for bi in attn {
         let Body::Head(h) = &blocks[*bi].body else { unreachable!() };
         match out.iter_mut().find(|(_, o)| enabled && o.qk == h.qk) {
             Some((members, o)) => {
                 members.push(*bi);
+                let o = o.to_mut();
                 o.ov.extend(h.ov.iter().cloned());
                 if let Some(layout) = &mut o.layout {
                     layout.ov = if factorise { super::factorise::factorise(&o.ov) } else { Factor::by_columns(&o.ov) };
                 }
             }
-            None => out.push((vec![*bi], h.clone())),
+            None => out.push((vec![*bi], Cow::Borrowed(h))),
         }
     }
     out
@@ -145,7 +148,8 @@ pub fn assemble(inp: AssembleInput) -> Result<(Model, Placement)> {
             mlp[s / 2].push(i);
         }
     }
-    let heads: Vec<Vec<(Vec<usize>, Head)>> = attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
+    let heads: Vec<Vec<(Vec<usize>, Cow<Head>)>> =
+        attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
     let n_heads = heads.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let d_head = heads.iter().flatten().map(|(_, h)| h.width()).max().unwrap_or(0).max(1);
     // per layer, its erasures by index in the layout

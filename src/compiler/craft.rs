@@ -216,11 +216,25 @@ impl Factor {
     /// Tracr's layout: one term per column direction, that direction on the
     /// right and the column's entries on the left.
     pub fn by_columns(entries: &[(Dir, Dir, f64)]) -> Factor {
-        let mut columns: BTreeMap<&Dir, DirVec> = BTreeMap::new();
+        // grouped by hash, then each group sorted once (a long head has
+        // millions of entries); a repeated entry sums in the order given
+        let mut columns: std::collections::HashMap<Dir, Vec<(Dir, f64)>> = std::collections::HashMap::new();
         for (r, c, w) in entries {
-            *columns.entry(c).or_default().entry(r.clone()).or_insert(0.0) += w;
+            columns.entry(*c).or_default().push((*r, *w));
         }
-        let (left, right) = columns.into_iter().map(|(c, col)| (col, [(c.clone(), 1.0)].into_iter().collect())).unzip();
+        let mut columns: Vec<(Dir, Vec<(Dir, f64)>)> = columns.into_iter().collect();
+        columns.sort_by(|a, b| a.0.cmp(&b.0));
+        let (left, right) = columns
+            .into_iter()
+            .map(|(c, mut rows)| {
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                let col: DirVec = rows
+                    .chunk_by(|a, b| a.0 == b.0)
+                    .map(|g| (g[0].0, g.iter().fold(0.0, |sum, (_, w)| sum + w)))
+                    .collect();
+                (col, [(c, 1.0)].into_iter().collect())
+            })
+            .unzip();
         Factor { left, right, basis: Basis::Axis }
     }
 }
@@ -264,17 +278,27 @@ impl Head {
 
     /// The head's layout: the factorised one if set, otherwise Tracr's
     /// (W_K selects the key directions read, W_O places the outputs written).
-    pub fn layout(&self) -> HeadLayout {
+    pub fn layout(&self) -> std::borrow::Cow<'_, HeadLayout> {
         match &self.layout {
-            Some(l) => l.clone(),
-            None => HeadLayout { qk: Factor::by_columns(&self.qk_triplets()), ov: Factor::by_columns(&self.ov) },
+            Some(l) => std::borrow::Cow::Borrowed(l),
+            None => std::borrow::Cow::Owned(HeadLayout {
+                qk: Factor::by_columns(&self.qk_triplets()),
+                ov: Factor::by_columns(&self.ov),
+            }),
         }
     }
 
     /// Head dimensions needed: the larger rank of the two factors.
     pub fn width(&self) -> usize {
-        let l = self.layout();
-        l.qk.rank().max(l.ov.rank())
+        match &self.layout {
+            Some(l) => l.qk.rank().max(l.ov.rank()),
+            // Tracr's layout: a dimension per key direction read and per output written
+            None => {
+                let keys: std::collections::HashSet<&Dir> = self.qk.values().flat_map(|row| row.keys()).collect();
+                let outputs: std::collections::HashSet<&Dir> = self.ov.iter().map(|(_, o, _)| o).collect();
+                keys.len().max(outputs.len())
+            }
+        }
     }
 
     /// W_QK as (query direction, key direction, weight) triplets.
