@@ -198,7 +198,15 @@ pub struct CompileOptions {
     /// seed (exact; for tools that assume a privileged basis). None: the
     /// compiler's basis, one labelled direction per dimension.
     pub rotate: Option<u64>,
+    /// Refuse, before building it, a model estimated to take more than this
+    /// many GB (10⁹ bytes) of f64 weights in memory
+    /// ([`crate::compiler::estimate`]); None: no limit. Default
+    /// [`DEFAULT_MAX_WEIGHTS_GB`].
+    pub max_weights_gb: Option<f64>,
 }
+
+/// The default size limit: 4 GB of weights in memory (half that written as f32).
+pub const DEFAULT_MAX_WEIGHTS_GB: f64 = 4.0;
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
@@ -217,6 +225,7 @@ impl Default for CompileOptions {
             share_heads: true,
             share_residual: true,
             rotate: None,
+            max_weights_gb: Some(DEFAULT_MAX_WEIGHTS_GB),
         }
     }
 }
@@ -247,6 +256,7 @@ impl CompileOptions {
             rule_tables: self.rewrites && self.rule_tables,
             share_heads: self.rewrites && self.share_heads,
             share_residual: self.share_residual,
+            max_weight_bytes: self.max_weights_gb.map(|gb| (gb * 1e9).min(u64::MAX as f64) as u64),
         }
     }
 
@@ -287,6 +297,9 @@ impl CompileOptions {
 /// verified: call [`Compiled::verify`].
 pub fn compile(program: &Program, settings: &Settings, options: &CompileOptions) -> Result<Compiled> {
     check_settings(settings)?;
+    if let Some(gb) = options.max_weights_gb.filter(|gb| !(gb.is_finite() && *gb > 0.0)) {
+        return Err(Error::usage(format!("--max-weights-gb must be a positive number of GB (got {gb})")));
+    }
     let allocator = options.allocator()?;
     let mut compiled = crate::compiler::compile(program, settings, allocator.as_ref(), &options.passes())?;
     if let Some(seed) = options.rotate {
@@ -387,6 +400,7 @@ impl Compiled {
             "d_mlp": c.d_mlp,
             "params": m.params(),
             "nonzero_params": m.nonzero_params(),
+            "estimate": serde_json::to_value(&self.estimate).unwrap_or_default(),
             "compile_ms": compile_ms,
             "stage_ms": stages.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "verified": report.map(Report::summary_json),

@@ -155,7 +155,10 @@ impl Settings {
             self.verify.seed,
             self.baseline,
             self.dtype.name()
-        ) + &format!(" {:?}", (o.max_mlp_width, o.rule_tables, o.share_heads, o.share_residual, o.rotate, &o.emit_lp))
+        ) + &format!(
+            " {:?}",
+            (o.max_mlp_width, o.rule_tables, o.share_heads, o.share_residual, o.rotate, &o.emit_lp, o.max_weights_gb)
+        )
     }
 }
 

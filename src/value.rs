@@ -292,6 +292,56 @@ impl Ord for Value {
     }
 }
 
+/// A value compared strictly: equal only with the same type and the same
+/// bits (`1`, `1.0` and `True` differ; so do `0.0` and `-0.0`), where
+/// `Value`'s own equality is Python's. For caches keyed by values whose
+/// users may tell the types apart (`str()`, a custom predicate).
+#[derive(Clone, Copy, Debug)]
+pub struct Strict<'a>(pub &'a Value);
+
+impl Strict<'_> {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::None, Value::None) => true,
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::Int(x), Value::Int(y)) => x == y,
+            (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+            (Value::Str(x), Value::Str(y)) => x == y,
+            (Value::Tuple(x), Value::Tuple(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| Self::same(a, b)),
+            _ => false,
+        }
+    }
+
+    fn hash_into<H: Hasher>(v: &Value, state: &mut H) {
+        std::mem::discriminant(v).hash(state);
+        match v {
+            Value::None => {}
+            Value::Bool(b) => b.hash(state),
+            Value::Int(i) => i.hash(state),
+            Value::Float(x) => x.to_bits().hash(state),
+            Value::Str(s) => s.hash(state),
+            Value::Tuple(t) => {
+                t.len().hash(state);
+                t.iter().for_each(|x| Self::hash_into(x, state));
+            }
+        }
+    }
+}
+
+impl PartialEq for Strict<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        Strict::same(self.0, other.0)
+    }
+}
+
+impl Eq for Strict<'_> {}
+
+impl Hash for Strict<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Strict::hash_into(self.0, state)
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.repr())

@@ -246,12 +246,7 @@ pub fn max_logit_difference(
                     let mut worst = 0.0f64;
                     for input in part {
                         let ids = ra.encode(input)?;
-                        let (la, lb) = (ra.logits(&ids), rb.logits(&ids));
-                        for (x, y) in la.rows().into_iter().skip(1).zip(lb.rows().into_iter().skip(1)) {
-                            for (p, q) in x.iter().zip(y.iter()) {
-                                worst = worst.max((p - q).abs());
-                            }
-                        }
+                        worst = worst.max(ra.max_logit_difference(rb, &ids));
                     }
                     Ok(worst)
                 })

@@ -99,6 +99,7 @@ struct Options {
     share_heads: Option<bool>,
     share_residual: Option<bool>,
     rotate: Option<u64>,
+    max_weights_gb: Option<f64>,
 }
 
 impl Options {
@@ -127,6 +128,7 @@ impl Options {
             share_heads: self.share_heads.unwrap_or(d.share_heads),
             share_residual: self.share_residual.unwrap_or(d.share_residual),
             rotate: self.rotate,
+            max_weights_gb: self.max_weights_gb.or(d.max_weights_gb),
         })
     }
 }

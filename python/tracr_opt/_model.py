@@ -32,6 +32,7 @@ OPTIONS = {
     "share_heads": "--no-share-heads",
     "share_residual": "--no-share-residual",
     "rotate": "--rotate",
+    "max_weights_gb": "--max-weights-gb",
 }
 
 _DTYPES = {"float32": "float32", "f32": "float32", "float64": "float64", "f64": "float64"}

@@ -147,6 +147,10 @@ pub struct ModelArgs {
     /// assume each dimension holds one feature.
     #[arg(long, value_name = "SEED")]
     pub rotate: Option<u64>,
+    /// Refuse, before building it, a model estimated to need more than this
+    /// many GB of weights in memory (f64; the file in f32 is half).
+    #[arg(long, value_name = "GB", default_value_t = crate::api::DEFAULT_MAX_WEIGHTS_GB)]
+    pub max_weights_gb: f64,
 }
 
 impl ModelArgs {
@@ -170,6 +174,7 @@ impl ModelArgs {
             share_heads: !self.no_share_heads,
             share_residual: !self.no_share_residual,
             rotate: self.rotate,
+            max_weights_gb: Some(self.max_weights_gb),
         })
     }
 }

@@ -3,7 +3,7 @@
 //! directions; assembly turns them into dense matrices over the residual layout.
 
 use crate::rasp::NodeId;
-use crate::value::Value;
+use crate::value::{Strict, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 /// from the same name and value are the same pointer. Equality, hashing and
 /// order are still those of (name, value) under Python's semantics (`x:1`
 /// equals `x:1.0`), as before interning; the pointer is only a fast path.
-/// Interning itself is strict (`DirData`'s equality sees types), so each
+/// Interning itself is strict (`DirData`'s equality sees types, `Strict`), so each
 /// direction keeps the text it was made with whatever was interned before
 /// in the process. The interner never frees: a compile makes a few
 /// thousand distinct directions even at max_seq_len 256.
@@ -35,27 +35,13 @@ pub struct DirData {
     name_key: internment::Intern<str>,
 }
 
-/// Strict equality for interning: same type and same bits, so `1`, `1.0`
-/// and `True` stay three entries.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::None, Value::None) => true,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
-        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
-        (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Tuple(x), Value::Tuple(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
-        _ => false,
-    }
-}
-
 impl PartialEq for DirData {
     fn eq(&self, other: &Self) -> bool {
         self.py_hash == other.py_hash
             && self.name == other.name
             && match (&self.value, &other.value) {
                 (None, None) => true,
-                (Some(a), Some(b)) => same(a, b),
+                (Some(a), Some(b)) => Strict(a) == Strict(b),
                 _ => false,
             }
     }

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod assemble;
 pub mod circuit;
 pub mod craft;
+pub mod estimate;
 pub mod factorise;
 pub mod graph;
 pub mod lower;
@@ -33,6 +34,9 @@ pub struct Options {
     pub share_heads: bool,
     /// Residual dimensions reused once their direction is dead (`residual.rs`).
     pub share_residual: bool,
+    /// Refuse, before lowering, a program whose model is estimated
+    /// (`estimate.rs`) to take more bytes of weights than this. None: no limit.
+    pub max_weight_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -43,6 +47,7 @@ impl Default for Options {
             rule_tables: true,
             share_heads: true,
             share_residual: true,
+            max_weight_bytes: None,
         }
     }
 }
@@ -58,6 +63,7 @@ impl Options {
             rule_tables: false,
             share_heads: false,
             share_residual: false,
+            max_weight_bytes: None,
         }
     }
 
@@ -96,6 +102,8 @@ pub struct Compiled {
     pub compiled_program: Program,
     /// Milliseconds per stage, in order.
     pub stage_ms: Vec<(&'static str, f64)>,
+    /// The size estimated before lowering (what the size limit is checked against).
+    pub estimate: estimate::Estimate,
 }
 
 /// The blocks as lowered and the unshared layout they are placed on: all the
@@ -172,6 +180,10 @@ pub fn compile(
         rule_tables: options.rule_tables,
         live_steps_only: options.factorise,
     };
+    let estimate = estimate::estimate(&program, &vs, settings, lower_opts.embed_maps);
+    if let Some(limit) = options.max_weight_bytes.filter(|limit| estimate.bytes() > *limit) {
+        return Err(too_large(&program, settings, &estimate, limit));
+    }
     let mut lowered = lower::lower(&program, &vs, settings, &lower_opts)?;
     lap("lower", &mut t);
     let (as_lowered, factorise) = if options.factorise {
@@ -272,5 +284,26 @@ pub fn compile(
         tabulated,
         compiled_program: program,
         stage_ms,
+        estimate,
     })
+}
+
+/// The refusal of a model over the size limit, with the estimate and how to lift it.
+fn too_large(p: &Program, settings: &Settings, e: &estimate::Estimate, limit: u64) -> crate::diagnostic::Error {
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    crate::diagnostic::Error::usage(format!(
+        "the model of '{}' at max_seq_len {} is estimated at {:.1} GB of weights ({} parameters: {} layer(s), d_model {}, {} head(s) of width {}, d_mlp {}), over the limit of {:.1} GB; raise it with --max-weights-gb {} (Python: max_weights_gb={}), or use a shorter max_seq_len or a smaller vocab",
+        p.name,
+        settings.max_seq_len,
+        gb(e.bytes()),
+        e.params,
+        e.layers,
+        e.d_model,
+        e.n_heads,
+        e.d_head,
+        e.d_mlp,
+        gb(limit),
+        gb(e.bytes()).ceil(),
+        gb(e.bytes()).ceil(),
+    ))
 }

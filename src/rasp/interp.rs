@@ -9,7 +9,8 @@
 
 use super::program::{Encoding, NodeId, Op, Predicate, Program};
 use crate::diagnostic::{Error, Result};
-use crate::value::{binop, BinOp, Value};
+use crate::value::{binop, BinOp, Strict, Value};
+use std::collections::HashMap;
 
 /// Every node's value on one input.
 #[derive(Clone, Debug)]
@@ -88,13 +89,28 @@ pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
             }
             Op::Select { keys, queries, predicate } => {
                 let (ks, qs) = (val(*keys), val(*queries));
+                // the predicate once per pair of distinct values (strictly: a
+                // custom predicate may tell 1 from 1.0), in the order a
+                // plain double loop meets them, so an error names the same
+                // first position; a long input has few distinct values
+                let (kid, nk) = distinct(ks);
+                let (qid, _) = distinct(qs);
+                let mut holds: Vec<Option<bool>> = vec![None; nk * (qid.iter().max().map_or(0, |m| m + 1))];
                 let mut m = vec![vec![false; n]; n];
                 for (q, row) in m.iter_mut().enumerate() {
                     for (k, cell) in row.iter_mut().enumerate() {
                         if !visible(q, k) {
                             continue;
                         }
-                        *cell = select_holds(predicate, &ks[k], &qs[q]).map_err(|e| err_at(q, e))?;
+                        let pair = qid[q] * nk + kid[k];
+                        *cell = match holds[pair] {
+                            Some(h) => h,
+                            None => {
+                                let h = select_holds(predicate, &ks[k], &qs[q]).map_err(|e| err_at(q, e))?;
+                                holds[pair] = Some(h);
+                                h
+                            }
+                        };
                     }
                 }
                 sels[id] = Some(m);
@@ -130,6 +146,19 @@ pub fn evaluate(p: &Program, input: &[Value], causal: bool) -> Result<Trace> {
         }
     }
     Ok(Trace { sops, selectors: sels, output: p.output })
+}
+
+/// Each value's number among the distinct values (strictly), and how many there are.
+fn distinct(values: &[Value]) -> (Vec<usize>, usize) {
+    let mut seen: HashMap<Strict, usize> = HashMap::new();
+    let ids = values
+        .iter()
+        .map(|v| {
+            let next = seen.len();
+            *seen.entry(Strict(v)).or_insert(next)
+        })
+        .collect();
+    (ids, seen.len())
 }
 
 /// Whether a query selects a key. None matches nothing except TRUE.
