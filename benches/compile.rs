@@ -10,6 +10,9 @@
 //! - `dyck/*`: shuffle_dyck 1/2/3 and pair_balance at max_seq_len 10, 20,
 //!   40 and 64, the default pipeline (target ≤ 5 s each at 64; docs/RESULTS.md
 //!   has them beside Tracr).
+//! - `long/*`: sort (vocab 1..10) and hist (vocab a b c) at max_seq_len 64,
+//!   128 and 256, the default pipeline (targets: sort ≤ 2 s at 128 and ≤ 10 s
+//!   at 256 with the model written; docs/RESULTS.md, "Long sequences").
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
@@ -67,5 +70,25 @@ fn dyck_at_length(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compile_bundled, factorise_bundled, dyck_at_length);
+fn long_sequences(c: &mut Criterion) {
+    let mut group = c.benchmark_group("long");
+    group.sample_size(10);
+    for (name, vocab) in [("sort", "1 2 3 4 5 6 7 8 9 10"), ("hist", "a b c")] {
+        let p = Program::load(name).unwrap();
+        for m in [64, 128, 256] {
+            let s = tracr_opt::rasp::Settings {
+                vocab: tracr_opt::value::parse_tokens(vocab),
+                max_seq_len: m,
+                causal: false,
+            };
+            let options = CompileOptions::default();
+            group.bench_function(format!("{name}/{m}"), |bench| {
+                bench.iter(|| compile(black_box(&p), black_box(&s), &options).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compile_bundled, factorise_bundled, dyck_at_length, long_sequences);
 criterion_main!(benches);

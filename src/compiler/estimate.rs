@@ -12,7 +12,8 @@
 //!
 //! Per s-op, as lowering builds it:
 //! - residual directions: one per value (categorical) or one (numerical),
-//!   counted only for s-ops something reads or the output;
+//!   counted only for s-ops something reads or the output (all of tokens
+//!   and indices when nothing is folded into the embeddings: Tracr keeps them);
 //! - an MLP: a categorical Map one neuron per output value, a numerical
 //!   one two per input value, a SequenceMap one per input pair, a
 //!   LinearSequenceMap four, SelectorWidth (and `length`) two per length;
@@ -72,7 +73,12 @@ pub fn estimate(p: &Program, vs: &ValueSets, settings: &Settings, embed_maps: bo
     // what each block adds: (sublayer, heads, head width, neurons)
     let mut ready = vec![0usize; n];
     let mut blocks: Vec<(usize, u64, u64)> = Vec::new();
-    let mut d_model: u64 = 3; // one, tokens:BOS, tokens:PAD
+    // one, tokens:BOS, tokens:PAD; Tracr's layout keeps every token and
+    // index direction, read or not (with folding, only those read stay)
+    let mut d_model: u64 = 3;
+    if !embed_maps {
+        d_model += settings.vocab.len() as u64 + settings.max_seq_len as u64;
+    }
     let first_free = |after: usize, attention: bool| -> usize {
         // attention sublayers are even, MLPs odd
         if (after % 2 == 0) == attention {
@@ -85,7 +91,8 @@ pub fn estimate(p: &Program, vs: &ValueSets, settings: &Settings, embed_maps: bo
         if node.op.is_selector() {
             continue;
         }
-        if read(id) {
+        let embedded = matches!(node.op, Op::Tokens | Op::Indices);
+        if read(id) && (embed_maps || !embedded) {
             d_model += match node.encoding {
                 Encoding::Categorical => size(id),
                 Encoding::Numerical => 1,

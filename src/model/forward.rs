@@ -521,3 +521,45 @@ pub fn decode(outputs: Option<&[Value]>, logits: &[f64]) -> (Value, f64) {
         (values[best].clone(), score)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dense rows with zeros, negatives and ties, and their nonzeros.
+    fn cases() -> Vec<Vec<f64>> {
+        let mut rows = vec![vec![0.0; 4], vec![-1.0; 4], vec![-1.0, 0.0, -2.0, 0.0], vec![0.7, 0.0, 0.7, 0.2]];
+        rows.extend([vec![-0.5, -0.25, 0.0, 0.6], vec![0.0, 0.0, 0.0, -3.0], vec![0.3, 0.4, 0.1, 0.2]]);
+        rows.push(vec![1.0, 0.0, 1.0, 0.0]);
+        rows
+    }
+
+    fn sparse(row: &[f64]) -> Row {
+        row.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(j, v)| (j, *v)).collect()
+    }
+
+    #[test]
+    fn sparse_decoding_is_dense_decoding() {
+        let values: Vec<Value> = (0..4).map(Value::Int).collect();
+        for row in cases() {
+            for outputs in [Some(values.as_slice()), None] {
+                let dense = decode(outputs, &row);
+                let from_sparse = decode_sparse(outputs, &sparse(&row), row.len());
+                assert_eq!(dense.0.repr(), from_sparse.0.repr(), "{row:?}");
+                assert_eq!(dense.1.to_bits(), from_sparse.1.to_bits(), "{row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_addition_is_dense_addition_without_zeros() {
+        for a in cases() {
+            for b in cases() {
+                let mut row = sparse(&a);
+                add_into(&mut row, &sparse(&b), &mut Row::new());
+                let dense: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+                assert_eq!(row, sparse(&dense), "{a:?} + {b:?}");
+            }
+        }
+    }
+}
