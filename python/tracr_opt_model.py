@@ -40,6 +40,7 @@ class Model:
             self.meta = json.load(f)
         # compute in float64 whatever the stored precision
         self.w = {k: v.astype(np.float64) for k, v in load_file(os.path.join(directory, "model.safetensors")).items()}
+        _check(directory, self.config, self.meta, self.w)
         self.ids = {_key(t): i for i, t in enumerate(self.meta["tokens"])}
         self.bos_id = self.meta["bos_id"]
         self.causal = self.config["attention_dir"] == "causal"
@@ -136,6 +137,73 @@ class Model:
             for row, i in zip(decoded, idx):
                 results[i] = row
         return results
+
+
+def _repr(v):
+    """A JSON value as tracr-opt prints it in residual labels (Python's repr
+    of the RASP value, tuples for JSON arrays)."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        q = '"' if "'" in v and '"' not in v else "'"
+        body = v.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace(q, "\\" + q)
+        return q + body + q
+    inner = [_repr(x) for x in v]
+    return "(" + inner[0] + ",)" if len(inner) == 1 else "(" + ", ".join(inner) + ")"
+
+
+def _display(v):
+    return v if isinstance(v, str) else _repr(v)
+
+
+def _check(directory, config, meta, w):
+    """Refuses a directory whose metadata does not fit its weights, as the Rust
+    loader does: a model run with it would decode wrong answers silently."""
+    def bad(what):
+        raise ValueError(f"{directory}: inconsistent model directory: {what}")
+
+    d, n_heads, d_head, d_mlp = config["d_model"], config["n_heads"], config["d_head"], config["d_mlp"]
+    shapes = {"embed.W_E": (config["d_vocab"], d), "pos_embed.W_pos": (config["n_ctx"], d),
+              "unembed.W_U": (d, config["d_vocab_out"])}
+    for layer in range(config["n_layers"]):
+        p = f"blocks.{layer}."
+        shapes.update({p + "attn.W_Q": (n_heads, d, d_head), p + "attn.W_K": (n_heads, d, d_head),
+                       p + "attn.W_V": (n_heads, d, d_head), p + "attn.W_O": (n_heads, d_head, d),
+                       p + "mlp.W_in": (d, d_mlp), p + "mlp.W_out": (d_mlp, d)})
+    for name, shape in shapes.items():
+        if name not in w:
+            bad(f"model.safetensors has no tensor {name}")
+        if tuple(w[name].shape) != shape:
+            bad(f"tensor {name} has shape {tuple(w[name].shape)}, but config.json gives {shape}")
+    if len(meta["tokens"]) != config["d_vocab"]:
+        bad(f"tracr_opt.json lists {len(meta['tokens'])} tokens but embed.W_E has {config['d_vocab']} rows")
+    out = meta["output"]
+    columns = 1 if out["kind"] == "numerical" else max(len(out["values"]), 1)
+    if columns != config["d_vocab_out"]:
+        bad(f"the output decoder has {columns} column(s) but the unembedding has d_vocab_out {config['d_vocab_out']}")
+    if meta.get("rotation") or meta.get("compression"):
+        return  # a dense basis: W_U is checked by its shape only
+    # in the compiler's basis, output column j reads the dimension labelled
+    # "<output>:<value j>" with weight 1 and nothing else
+    label = meta["output_label"]
+    expected = [label] if out["kind"] == "numerical" else [f"{label}:{_display(v)}" for v in out["values"]]
+    labels = meta["residual_labels"]
+
+    def holds(residual_label, want):
+        return any(seg.split(" [")[0] == want for seg in residual_label.split(" | "))
+
+    w_u = w["unembed.W_U"]
+    for j, want in enumerate(expected):
+        dim = next((r for r, l in enumerate(labels) if holds(l, want)), None)
+        should = np.zeros(d)
+        if dim is not None:
+            should[dim] = 1.0
+        wrong = np.nonzero(w_u[:, j] != should)[0]
+        if len(wrong):
+            r = int(wrong[0])
+            reads = (f"reads residual dimension {dim} ({labels[dim]}) with weight 1 and nothing else"
+                     if dim is not None else "has no residual dimension, so reads nothing")
+            bad(f"unembed.W_U[{r}, {j}] is {w_u[r, j]}, but output column {j} ({want}) {reads}")
 
 
 def load(directory):

@@ -46,12 +46,17 @@ fn run_script(py: &Path, script: &str, failure: &str) -> String {
 /// bundled model from its files alone and gives the interpreter's outputs on
 /// every input, causal and not, float32 (and float64 for a few): the check is
 /// python/tests/test_export.py. It also measures three compressed models'
-/// accuracy from their files and finds the recorded one.
+/// accuracy from their files and finds the recorded one, and checks that the
+/// loader refuses a directory whose metadata does not fit its weights.
 #[test]
 fn python_loader_matches_the_interpreter_on_every_input() {
     let py = python::venv_python("python-venv", &["numpy", "safetensors"], "numpy, safetensors");
     let text = run_script(&py, "test_export.py", "the Python loader disagrees with the interpreter");
     assert!(text.contains("all outputs equal the interpreter's"));
+    // metadata that does not fit the weights is refused by the numpy loader too
+    for case in ["negated W_U", "reordered values", "a token too many", "W_in cut short"] {
+        assert!(text.contains(&format!("loader: {case}: refused (")), "the numpy loader accepted: {case}");
+    }
     // compressed (lossy) models: the accuracy measured from the files is the recorded one
     for program in ["frac_prevs", "sort_unique", "reverse"] {
         assert!(

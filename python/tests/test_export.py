@@ -8,12 +8,14 @@ Each program is compiled with `tracr-opt compile --out` (float32, the default,
 and float64 for a few), the expected outputs come from
 `tracr-opt eval --all-inputs` (the RASP interpreter), and every position of
 every input is compared: categorical values exactly, numerical ones to 1e-5.
+The loader also refuses directories whose metadata does not fit the weights.
 """
 
 import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,6 +86,54 @@ def check_compressed(exe, program, k, flags, workdir):
     return same
 
 
+def check_refusals(exe, workdir):
+    """Metadata that does not fit the weights is refused by the loader, naming
+    the entry: a negated unembedding, output values reordered, a token list
+    of the wrong length, a tensor of the wrong shape."""
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    good = os.path.join(workdir, "reverse-good")
+    tracr_opt(exe, "compile", "reverse", "--out", good)
+    load(good)
+
+    def broken(name, change_meta=None, change_tensors=None):
+        out = os.path.join(workdir, f"reverse-{name}")
+        shutil.copytree(good, out)
+        if change_meta:
+            path = os.path.join(out, "tracr_opt.json")
+            meta = json.load(open(path))
+            change_meta(meta)
+            json.dump(meta, open(path, "w"))
+        if change_tensors:
+            path = os.path.join(out, "model.safetensors")
+            t = load_file(path)
+            change_tensors(t)
+            save_file(t, path)
+        return out
+
+    cases = {
+        "negated W_U": (broken("negated", change_tensors=lambda t: t.update({"unembed.W_U": -t["unembed.W_U"]})),
+                        "unembed.W_U["),
+        "reordered values": (broken("reordered", change_meta=lambda m: m["output"]["values"].reverse()),
+                             "unembed.W_U["),
+        "a token too many": (broken("tokens", change_meta=lambda m: m["tokens"].append("z")), "tokens but embed.W_E"),
+        "W_in cut short": (broken("shape", change_tensors=lambda t: t.update(
+            {"blocks.0.mlp.W_in": np.ascontiguousarray(t["blocks.0.mlp.W_in"][:, :1])})), "blocks.0.mlp.W_in has shape"),
+    }
+    ok = True
+    for what, (directory, expected) in cases.items():
+        try:
+            load(directory)
+            print(f"loader: {what}: NOT REFUSED")
+            ok = False
+        except ValueError as e:
+            fine = "inconsistent model directory" in str(e) and expected in str(e)
+            print(f"loader: {what}: refused ({e})" if fine else f"loader: {what}: WRONG MESSAGE {e}")
+            ok &= fine
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tracr-opt", required=True)
@@ -97,6 +147,7 @@ def main():
                 for dtype in ["f32"] + (["f64"] if p in F64_TOO else []):
                     ok &= check(a.tracr_opt, p, causal, dtype, workdir)
         if not a.programs:
+            ok &= check_refusals(a.tracr_opt, workdir)
             for program, k, flags in COMPRESSED:
                 ok &= check_compressed(a.tracr_opt, program, k, flags, workdir)
     print("all outputs equal the interpreter's" if ok else "FAILED")
