@@ -16,7 +16,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
-use tracr_opt::compiler::{factorise, lower};
+use tracr_opt::compiler::{factorise, lower, rewrite};
 use tracr_opt::library::PROGRAMS;
 use tracr_opt::rasp::valueset::{infer, tabulate};
 use tracr_opt::{compile, CompileOptions, Program};
@@ -42,6 +42,9 @@ fn factorise_bundled(c: &mut Criterion) {
         let s = p.settings.clone().unwrap();
         let vs = infer(&p, &s.vocab, s.max_seq_len).unwrap();
         let t = tabulate(&p, &vs).unwrap();
+        // the program as written, but with the joint-selector rewrite, without
+        // which `|` over different s-ops cannot be lowered (as in `compile`)
+        let (t, vs, _) = rewrite::rewrite(&t, &vs, &s, &rewrite::RewriteOptions::none()).unwrap();
         let lowered = lower::lower(&t, &vs, &s, &lower::LowerOptions::default()).unwrap();
         group.bench_function(b.name, |bench| {
             bench.iter_batched(
