@@ -275,7 +275,7 @@ impl CompileOptions {
                 let t = self.time_limit_secs;
                 if !(t > 0.0 && t <= MAX_TIME_LIMIT_SECS) {
                     return Err(Error::usage(format!(
-                        "--time-limit must be a positive number of seconds, at most {MAX_TIME_LIMIT_SECS} (got {t})"
+                        "--time-limit must be a positive number of seconds, at most {MAX_TIME_LIMIT_SECS} (got {t:?})"
                     )));
                 }
                 let objectives = match &self.minimise {
@@ -298,7 +298,7 @@ impl CompileOptions {
 pub fn compile(program: &Program, settings: &Settings, options: &CompileOptions) -> Result<Compiled> {
     check_settings(settings)?;
     if let Some(gb) = options.max_weights_gb.filter(|gb| !(gb.is_finite() && *gb > 0.0)) {
-        return Err(Error::usage(format!("--max-weights-gb must be a positive number of GB (got {gb})")));
+        return Err(Error::usage(format!("--max-weights-gb must be a positive number of GB (got {gb:?})")));
     }
     let allocator = options.allocator()?;
     let mut compiled = crate::compiler::compile(program, settings, allocator.as_ref(), &options.passes())?;

@@ -74,8 +74,8 @@ pub mod value;
 pub mod verify;
 
 pub use api::{
-    check_max_seq_len, compile, AllocatorKind, CompileOptions, IoPair, VerifyOptions, MAX_SAMPLES, MAX_SEQ_LEN,
-    MAX_TIME_LIMIT_SECS,
+    check_max_seq_len, compile, AllocatorKind, CompileOptions, IoPair, VerifyOptions, DEFAULT_MAX_WEIGHTS_GB,
+    MAX_SAMPLES, MAX_SEQ_LEN, MAX_TIME_LIMIT_SECS,
 };
 pub use compiler::alloc::ilp::Objective;
 pub use compiler::Compiled;
