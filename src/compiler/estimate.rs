@@ -168,7 +168,7 @@ pub fn estimate(p: &Program, vs: &ValueSets, settings: &Settings, embed_maps: bo
     let n_heads = heads.iter().copied().max().unwrap_or(0).max(1);
     let d_mlp = neurons.iter().copied().max().unwrap_or(0).max(1);
     let out_width = match p.nodes[p.output].encoding {
-        Encoding::Categorical => sop_dirs_len(p, vs),
+        Encoding::Categorical => sop_dirs(p, vs, p.output).len().max(1) as u64,
         Encoding::Numerical => 1,
     };
     let n_ctx = settings.max_seq_len as u64 + 1;
@@ -192,8 +192,4 @@ pub fn estimate(p: &Program, vs: &ValueSets, settings: &Settings, embed_maps: bo
         d_mlp: d_mlp as usize,
         params,
     }
-}
-
-fn sop_dirs_len(p: &Program, vs: &ValueSets) -> u64 {
-    sop_dirs(p, vs, p.output).len().max(1) as u64
 }

@@ -113,7 +113,6 @@ pub struct Compiled {
 struct ReferenceParts {
     lowered: lower::Lowered,
     layout: residual::Layout,
-    program: Program,
     settings: Settings,
     allocator: &'static str,
     flags: serde_json::Value,
@@ -131,7 +130,7 @@ impl Compiled {
             return Ok(Some(m));
         }
         let (model, _) = assemble::assemble(assemble::AssembleInput {
-            program: &parts.program,
+            program: &self.compiled_program,
             settings: &parts.settings,
             lowered: &parts.lowered,
             blocks: &parts.lowered.blocks,
@@ -264,7 +263,6 @@ pub fn compile(
         Some(ReferenceParts {
             lowered,
             layout,
-            program: program.clone(),
             settings: settings.clone(),
             allocator: allocator.name(),
             flags,
