@@ -114,3 +114,18 @@ fn json_tokens_with_another_label_are_refused() {
         assert!(e.contains("'toks'") && e.contains("the input tokens must be labelled 'tokens'"), "{e}");
     }
 }
+
+/// Found by the fuzz smoke pass: an infinite default (`1e309`) gave a model
+/// that answered inf everywhere (verification caught it, `--no-verify`
+/// would have written it).
+#[test]
+fn non_finite_numbers_are_refused() {
+    let e = compile_error(
+        "b = numerical(Map(lambda t: 1 if t == 'x' else 0, tokens))\nout = numerical(Aggregate(Select(indices, indices, LEQ), b, default=1e309))\ncompile(out, vocab={'a', 'x'}, max_seq_len=3)\n",
+    );
+    assert!(e.contains("cannot compile 'out'") && e.contains("needs a finite number as default, not inf"), "{e}");
+    let e = compile_error(
+        "big = numerical(Map(lambda t: float('inf') if t == 'x' else 0, tokens))\ncompile(big, vocab={'a', 'x'}, max_seq_len=3)\n",
+    );
+    assert!(e.contains("cannot compile 'big'") && e.contains("inf is not a finite number"), "{e}");
+}

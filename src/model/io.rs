@@ -330,9 +330,35 @@ fn read(dir: &Path, file: &str) -> Result<Vec<u8>> {
 
 /// Loads a model directory written by `save`, from its files alone.
 pub fn load(dir: &Path) -> Result<Model> {
-    let meta: Meta = serde_json::from_slice(&read(dir, "tracr_opt.json")?)
+    let circuit = if dir.join(CIRCUIT_FILE).exists() { Some(read(dir, CIRCUIT_FILE)?) } else { None };
+    let files = Files {
+        meta: &read(dir, "tracr_opt.json")?,
+        config: &read(dir, "config.json")?,
+        circuit: circuit.as_deref(),
+        weights: &read(dir, "model.safetensors")?,
+    };
+    from_files(dir, &files)
+}
+
+/// A model directory's files, as bytes.
+pub struct Files<'a> {
+    /// `tracr_opt.json`
+    pub meta: &'a [u8],
+    /// `config.json`
+    pub config: &'a [u8],
+    /// `circuit.json`, when there is one
+    pub circuit: Option<&'a [u8]>,
+    /// `model.safetensors`
+    pub weights: &'a [u8],
+}
+
+/// Builds a model from a directory's files, checking each against the others
+/// as [`load`] does; `dir` names them in messages. (The model-directory fuzz
+/// target calls this without touching the disk.)
+pub fn from_files(dir: &Path, files: &Files) -> Result<Model> {
+    let meta: Meta = serde_json::from_slice(files.meta)
         .map_err(|e| Error::usage(format!("{}: invalid tracr_opt.json: {e}", dir.display())))?;
-    let cfg: serde_json::Value = serde_json::from_slice(&read(dir, "config.json")?)
+    let cfg: serde_json::Value = serde_json::from_slice(files.config)
         .map_err(|e| Error::usage(format!("{}: invalid config.json: {e}", dir.display())))?;
     let field = |k: &str| -> Result<usize> {
         cfg[k]
@@ -352,8 +378,8 @@ pub fn load(dir: &Path) -> Result<Model> {
         causal: cfg["attention_dir"] == "causal",
     };
     check_meta(dir, &config, &meta)?;
-    let circuit = if dir.join(CIRCUIT_FILE).exists() {
-        let c: super::circuit::Circuit = serde_json::from_slice(&read(dir, CIRCUIT_FILE)?)
+    let circuit = if let Some(bytes) = files.circuit {
+        let c: super::circuit::Circuit = serde_json::from_slice(bytes)
             .map_err(|e| Error::usage(format!("{}: invalid {CIRCUIT_FILE}: {e}", dir.display())))?;
         c.check(&config).map_err(|what| {
             Error::usage(format!("{}: inconsistent model directory: {CIRCUIT_FILE} {what}", dir.display()))
@@ -362,8 +388,7 @@ pub fn load(dir: &Path) -> Result<Model> {
     } else {
         None
     };
-    let bytes = read(dir, "model.safetensors")?;
-    let st = SafeTensors::deserialize(&bytes)
+    let st = SafeTensors::deserialize(files.weights)
         .map_err(|e| Error::usage(format!("{}: invalid model.safetensors: {e}", dir.display())))?;
     let get = |name: &str, shape: &[usize]| -> Result<ArrayD<f64>> {
         let t = st.tensor(name).map_err(|e| Error::usage(format!("{}: tensor {name}: {e}", dir.display())))?;

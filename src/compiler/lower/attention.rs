@@ -206,9 +206,9 @@ impl<'a> Ctx<'a> {
                 return Err(self.err(id, format!("it is categorical but aggregates the numerical s-op '{}'; wrap it in numerical(...) to average", self.label(sop))));
             }
         }
-        if out_enc == Encoding::Numerical && !default.is_number() {
+        if out_enc == Encoding::Numerical && !(default.is_number() && default.as_f64().is_some_and(f64::is_finite)) {
             return Err(
-                self.err(id, format!("a numerical Aggregate needs a number as default, not {}", default.repr()))
+                self.err(id, format!("a numerical Aggregate needs a finite number as default, not {}", default.repr()))
             );
         }
         // BOS value: whatever the head reads at BOS, corrected to the default

@@ -446,8 +446,18 @@ impl<'a> Ctx<'a> {
         self.producer[id] = Some(b);
         b
     }
+    /// A value a numerical direction carries, refused unless it is a finite
+    /// number: inf or nan in a weight turns every product it meets, the
+    /// zeros of unselected keys included, into inf or nan.
     fn numeric(&self, id: NodeId, v: &Value, what: &str) -> Result<f64> {
-        v.as_f64().ok_or_else(|| self.err(id, format!("{what} {} is not a number", v.repr())))
+        match v.as_f64() {
+            Some(x) if x.is_finite() => Ok(x),
+            Some(_) => {
+                Err(self
+                    .err(id, format!("{what} {} is not a finite number, and no weight can carry it exactly", v.repr())))
+            }
+            None => Err(self.err(id, format!("{what} {} is not a number", v.repr()))),
+        }
     }
     /// The output of node `id` for value `v`, as a vector over its directions.
     fn out_vec(&self, id: NodeId, v: &Value) -> Result<DirVec> {

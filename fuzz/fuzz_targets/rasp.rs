@@ -1,0 +1,4 @@
+//! libFuzzer entry for [`tracr_opt_fuzz::rasp`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tracr_opt_fuzz::rasp(data));
