@@ -322,6 +322,28 @@ impl Default for Plan {
 }
 
 impl Plan {
+    /// [`Plan::check`], and refuses a check of more than
+    /// [`crate::verify::MAX_VERIFY_TOKENS`] input tokens over this vocab up
+    /// to this length, naming the `--samples` that would fit.
+    pub fn check_for(&self, vocab: &[Value], max_seq_len: usize) -> Result<()> {
+        use crate::verify::{Inputs, MAX_VERIFY_TOKENS};
+        self.check()?;
+        let inputs = Inputs::new(vocab, max_seq_len, self);
+        if inputs.tokens() <= MAX_VERIFY_TOKENS {
+            return Ok(());
+        }
+        let what = if inputs.exhaustive {
+            format!("all {} inputs", inputs.len())
+        } else {
+            format!("{} random inputs of {} tokens on average", self.samples, max_seq_len.div_ceil(2))
+        };
+        let fits = (MAX_VERIFY_TOKENS * 2 / (max_seq_len as u128 + 1)) as usize;
+        Err(Error::usage(format!(
+            "verifying at max_seq_len {max_seq_len} would check {what}, about {} tokens, over the limit of {MAX_VERIFY_TOKENS}; pass --samples {fits} (or fewer), or --no-verify",
+            inputs.tokens()
+        )))
+    }
+
     /// Refuses a sample size of 0 or beyond [`MAX_SAMPLES`] (before anything is drawn).
     pub fn check(&self) -> Result<()> {
         if self.samples == 0 {
@@ -415,6 +437,7 @@ impl Compiled {
         });
         if let Some(info) = &self.allocation.info {
             j["optimal"] = info.optimal.into();
+            j["stopped_by"] = info.stopped_by.clone().into();
             j["gap"] = info.gap.into();
             j["solve_ms"] = info.solve_ms.into();
             j["objectives"] = info.objectives.clone().into();
@@ -475,20 +498,23 @@ impl Model {
         reference: Option<&Model>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Report> {
-        options.check()?;
-        let started = std::time::Instant::now();
         let vocab = self.vocab()?;
-        let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, self.config.n_ctx - 1, options);
+        options.check_for(&vocab, self.config.n_ctx - 1)?;
+        let started = std::time::Instant::now();
+        let inputs = crate::verify::Inputs::new(&vocab, self.config.n_ctx - 1, options);
         let total = inputs.len();
         let done = std::sync::atomic::AtomicUsize::new(0);
         let step = |n: usize| {
             let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
             progress(d.min(total), total);
         };
-        let mut report = crate::verify::verify_with(self, program, &inputs, exhaustive, options.threads, &step);
-        if let Some(r) = reference {
-            report.max_diff_from_unoptimised =
-                Some(crate::verify::max_logit_difference(self, r, &inputs, options.threads)?);
+        let mut report = Report { exhaustive: inputs.exhaustive, min_margin: f64::INFINITY, ..Report::default() };
+        for batch in inputs.batches() {
+            report.absorb(crate::verify::verify_with(self, program, &batch, inputs.exhaustive, options.threads, &step));
+            if let Some(r) = reference {
+                let diff = crate::verify::max_logit_difference(self, r, &batch, options.threads)?;
+                report.max_diff_from_unoptimised = Some(report.max_diff_from_unoptimised.unwrap_or(0.0).max(diff));
+            }
         }
         report.ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(report)

@@ -1,6 +1,8 @@
 //! Verification: the compiled model's decoded output against the interpreter,
-//! on every input when there are at most EXHAUSTIVE_LIMIT of them, otherwise on
-//! a seeded random sample.
+//! on every input when there are at most EXHAUSTIVE_LIMIT of them holding at
+//! most EXHAUSTIVE_TOKEN_LIMIT tokens, otherwise on a seeded random sample.
+//! Inputs are drawn a batch at a time, so memory does not grow with their
+//! number or length.
 
 use crate::model::forward::Runner;
 use crate::model::Model;
@@ -11,6 +13,19 @@ use crate::value::Value;
 
 /// Inputs in all up to which verification checks every input.
 pub const EXHAUSTIVE_LIMIT: u128 = 100_000;
+
+/// Tokens in all up to which verification checks every input: with a
+/// one-token vocab there are only max_seq_len inputs, but at max_seq_len
+/// 100 000 they hold 5·10⁹ tokens.
+pub const EXHAUSTIVE_TOKEN_LIMIT: u128 = 10_000_000;
+
+/// The most input tokens one verification may check (expected, when
+/// sampled): about 30 s for the smallest model on this project's 2-core
+/// reference machine, more for larger ones. Refused up front beyond it.
+pub const MAX_VERIFY_TOKENS: u128 = 20_000_000;
+
+/// Tokens of input verification holds at once (at least one input).
+const BATCH_TOKENS: usize = 1 << 20;
 
 /// Numerical outputs must agree to this (absolute, plus the same relative).
 pub const NUMERIC_TOLERANCE: f64 = 1e-6;
@@ -51,6 +66,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds the findings of `part`, a check of later inputs, to these.
+    pub fn absorb(&mut self, part: Report) {
+        self.inputs += part.inputs;
+        self.mismatches += part.mismatches;
+        self.max_abs_error = self.max_abs_error.max(part.max_abs_error);
+        self.min_margin = self.min_margin.min(part.min_margin);
+        for e in part.examples {
+            if self.examples.len() < 5 {
+                self.examples.push(e);
+            }
+        }
+    }
+
     /// No mismatch.
     pub fn ok(&self) -> bool {
         self.mismatches == 0
@@ -83,13 +111,80 @@ pub struct Plan {
     pub threads: usize,
 }
 
-/// The inputs to check: all, or a sample.
-pub fn inputs_for(vocab: &[Value], max_seq_len: usize, plan: &Plan) -> (Vec<Vec<Value>>, bool) {
-    if inputs::count_all(vocab.len(), max_seq_len) <= EXHAUSTIVE_LIMIT {
-        (inputs::all(vocab, max_seq_len).collect(), true)
-    } else {
-        (inputs::sample_mixed(vocab, max_seq_len, plan.samples, plan.seed), false)
+/// The inputs to check: all, or a sample, drawn on demand.
+pub struct Inputs<'a> {
+    vocab: &'a [Value],
+    max_len: usize,
+    /// Every input of every length (else `samples` random ones).
+    pub exhaustive: bool,
+    samples: usize,
+    seed: u64,
+}
+
+impl<'a> Inputs<'a> {
+    /// What `plan` checks for a model over `vocab` up to `max_seq_len` tokens.
+    pub fn new(vocab: &'a [Value], max_seq_len: usize, plan: &Plan) -> Inputs<'a> {
+        let exhaustive = inputs::count_all(vocab.len(), max_seq_len) <= EXHAUSTIVE_LIMIT
+            && inputs::count_all_tokens(vocab.len(), max_seq_len) <= EXHAUSTIVE_TOKEN_LIMIT;
+        Inputs { vocab, max_len: max_seq_len, exhaustive, samples: plan.samples, seed: plan.seed }
     }
+
+    /// How many inputs there are.
+    pub fn len(&self) -> usize {
+        if self.exhaustive {
+            inputs::count_all(self.vocab.len(), self.max_len) as usize
+        } else {
+            self.samples
+        }
+    }
+
+    /// Tokens in all the inputs: exact when exhaustive, else the expected
+    /// number (lengths are uniform in 1..=max_seq_len).
+    pub fn tokens(&self) -> u128 {
+        if self.exhaustive {
+            inputs::count_all_tokens(self.vocab.len(), self.max_len)
+        } else {
+            (self.samples as u128 * (self.max_len as u128 + 1)).div_ceil(2)
+        }
+    }
+
+    /// Whether there are none (never, for a plan that passed its check).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The inputs one at a time, always in the same order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Vec<Value>> + 'a> {
+        if self.exhaustive {
+            Box::new(inputs::all(self.vocab, self.max_len))
+        } else {
+            Box::new(inputs::sample_mixed_iter(self.vocab, self.max_len, self.samples, self.seed))
+        }
+    }
+
+    /// The inputs in order, in batches of at most [`BATCH_TOKENS`] tokens
+    /// (or one input, when it alone is longer).
+    pub fn batches(&self) -> impl Iterator<Item = Vec<Vec<Value>>> + 'a {
+        let mut all = self.iter().peekable();
+        std::iter::from_fn(move || {
+            let mut batch = Vec::new();
+            let mut tokens = 0;
+            while let Some(next) = all.peek() {
+                if !batch.is_empty() && tokens + next.len() > BATCH_TOKENS {
+                    break;
+                }
+                tokens += next.len();
+                batch.push(all.next().expect("peeked"));
+            }
+            (!batch.is_empty()).then_some(batch)
+        })
+    }
+}
+
+/// The inputs to check, all held at once: all, or a sample.
+pub fn inputs_for(vocab: &[Value], max_seq_len: usize, plan: &Plan) -> (Vec<Vec<Value>>, bool) {
+    let inputs = Inputs::new(vocab, max_seq_len, plan);
+    (inputs.iter().collect(), inputs.exhaustive)
 }
 
 fn agree(expected: &Value, got: &Value, numerical: bool) -> (bool, f64) {
@@ -206,15 +301,7 @@ pub fn verify_with(
     });
     let mut total = Report { exhaustive, min_margin: f64::INFINITY, ..Report::default() };
     for p in parts {
-        total.inputs += p.inputs;
-        total.mismatches += p.mismatches;
-        total.max_abs_error = total.max_abs_error.max(p.max_abs_error);
-        total.min_margin = total.min_margin.min(p.min_margin);
-        for e in p.examples {
-            if total.examples.len() < 5 {
-                total.examples.push(e);
-            }
-        }
+        total.absorb(p);
     }
     total
 }

@@ -37,6 +37,10 @@ pub struct CompileArgs {
 pub fn run(args: CompileArgs) -> Result<()> {
     let p = args.program.load()?;
     let settings = args.program.settings(&p)?;
+    if !args.no_verify {
+        // before the compile, which may take long: a verification too big to run
+        args.verify.options().check_for(&settings.vocab, settings.max_seq_len)?;
+    }
     let compiled = super::progress::compile_with_spinner(&p, &settings, &args.model.options()?)?;
     let report =
         if args.no_verify { None } else { Some(super::progress::verify_with_bar(&compiled, &args.verify.options())?) };
@@ -89,7 +93,11 @@ pub fn run(args: CompileArgs) -> Result<()> {
             println!(
                 "  allocation: minimised {} — {} (gap {:.1}%), solved in {:.1} ms",
                 info.objectives.join(", "),
-                if info.optimal { "proven optimal" } else { "best found within the time limit" },
+                match (&info.stopped_by, info.optimal) {
+                    (_, true) => "proven optimal".to_string(),
+                    (Some(why), false) => format!("best found before {why} stopped the search"),
+                    (None, false) => "not proven optimal".to_string(),
+                },
                 info.gap * 100.0,
                 info.solve_ms
             );

@@ -172,10 +172,15 @@ pub fn build(inp: &CircuitInput) -> Circuit {
             _ => unreachable!("a block's slot matches its body"),
         }
     }
-    // embeddings and residual dimensions
+    // embeddings and residual dimensions; each direction's owner is looked
+    // up once (a long chain has thousands of nodes and of directions)
+    let mut owned: HashMap<String, Vec<&Dir>> = HashMap::new();
+    for d in layout.column.keys().filter(|d| **d != Dir::bos()) {
+        owned.entry(owner_of(d)).or_default().push(d);
+    }
     for (id, n) in compiled.nodes.iter().enumerate() {
         let own = |d: &Dir| owner_of(d) == n.label && *d != Dir::bos();
-        let mut dirs: Vec<&Dir> = layout.column.keys().filter(|d| own(d)).collect();
+        let mut dirs: Vec<&Dir> = owned.remove(&n.label).unwrap_or_default();
         dirs.sort();
         parts[id].residual = dirs.iter().filter_map(|d| residual(d)).collect();
         if lowered.embedded.get(id).is_some_and(Option::is_some) {

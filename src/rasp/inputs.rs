@@ -14,6 +14,18 @@ pub fn count_all(vocab_size: usize, max_len: usize) -> u128 {
     total
 }
 
+/// Tokens in all sequences of length 1..=max_len over `vocab_size` tokens
+/// (saturating): Σ n · vocab_sizeⁿ.
+pub fn count_all_tokens(vocab_size: usize, max_len: usize) -> u128 {
+    let mut total: u128 = 0;
+    let mut per_len: u128 = 1;
+    for n in 1..=max_len {
+        per_len = per_len.saturating_mul(vocab_size as u128);
+        total = total.saturating_add(per_len.saturating_mul(n as u128));
+    }
+    total
+}
+
 /// Every sequence of length 1..=max_len, shortest first, in vocab order.
 pub fn all(vocab: &[Value], max_len: usize) -> impl Iterator<Item = Vec<Value>> + '_ {
     (1..=max_len).flat_map(move |len| {
@@ -72,17 +84,26 @@ pub fn sample(vocab: &[Value], max_len: usize, n: usize, seed: u64) -> Vec<Vec<V
 /// produces at long lengths (a balanced string of 64 brackets, a first
 /// negative balance at the last position) are checked too.
 pub fn sample_mixed(vocab: &[Value], max_len: usize, n: usize, seed: u64) -> Vec<Vec<Value>> {
+    sample_mixed_iter(vocab, max_len, n, seed).collect()
+}
+
+/// [`sample_mixed`]'s sequences, drawn one at a time (verification at long
+/// lengths holds a batch, not all of them).
+pub fn sample_mixed_iter(
+    vocab: &[Value],
+    max_len: usize,
+    n: usize,
+    seed: u64,
+) -> impl Iterator<Item = Vec<Value>> + '_ {
     let mut rng = SplitMix64::new(seed);
-    (0..n)
-        .map(|k| {
-            let len = 1 + rng.below(max_len);
-            if k % 2 == 1 && vocab.len() >= 2 {
-                structured(vocab, len, &mut rng)
-            } else {
-                (0..len).map(|_| vocab[rng.below(vocab.len())].clone()).collect()
-            }
-        })
-        .collect()
+    (0..n).map(move |k| {
+        let len = 1 + rng.below(max_len);
+        if k % 2 == 1 && vocab.len() >= 2 {
+            structured(vocab, len, &mut rng)
+        } else {
+            (0..len).map(|_| vocab[rng.below(vocab.len())].clone()).collect()
+        }
+    })
 }
 
 /// A sequence of length `len` (one less where a balanced word cannot fill an

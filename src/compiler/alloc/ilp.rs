@@ -419,6 +419,16 @@ impl<'a> Context<'a> {
         StageModel { lp, x, heads, mlp, width }
     }
 
+    /// How many variables [`Context::model`] makes at `layers` layers
+    /// (the width rows' included when `width`), counted without building it.
+    fn variables(&self, layers: usize, width: bool) -> usize {
+        let late = alap(self.blocks, layers);
+        let placements: usize =
+            self.early.iter().zip(&late).map(|(e, l)| if l >= e { (l - e) / 2 + 1 } else { 0 }).sum();
+        let held = if width { 1 + self.residual.len() * (2 * layers + 1) } else { 0 };
+        2 + placements + held
+    }
+
     /// The d_model an allocation gives.
     fn d_model(&self, sub: &[usize]) -> f64 {
         if self.costs.shared {
@@ -564,6 +574,7 @@ impl Allocator for Ilp {
     }
 
     fn allocate(&self, program: &Program, lowered: &Lowered, costs: &Costs) -> Result<Allocation> {
+        const TIME: &str = "the time limit";
         let start = Instant::now();
         let blocks = &lowered.blocks;
         if blocks.is_empty() {
@@ -596,6 +607,7 @@ impl Allocator for Ilp {
         let mut all_optimal = true;
         // the first objective a solve could not prove optimal
         let mut unproven: Option<Objective> = None;
+        let mut stopped_by: Option<String> = None;
         // Tracr's allocation is the incumbent: the result is never worse
         let incumbent = super::heuristic::Heuristic.allocate(program, lowered, costs)?.sublayer;
         let rank_of = |sub: &[usize]| -> Vec<f64> { objectives.iter().map(|o| cx.rank(*o, sub)).collect() };
@@ -624,12 +636,28 @@ impl Allocator for Ilp {
             if start.elapsed().as_secs_f64() > deadline {
                 all_optimal = false;
                 unproven.get_or_insert(objectives[0]);
+                stopped_by.get_or_insert_with(|| TIME.into());
+                break;
+            }
+            let variables = cx.variables(layers, objectives.contains(&Objective::Width));
+            if variables > MAX_ILP_VARIABLES {
+                all_optimal = false;
+                unproven.get_or_insert(objectives[0]);
+                stopped_by.get_or_insert_with(|| {
+                    format!("the model's size ({variables} variables at {layers} layers, over the limit of {MAX_ILP_VARIABLES})")
+                });
                 break;
             }
             // stages at this number of layers, warm-started from ASAP
             let mut sub = early.clone();
             let mut bounds: Vec<(Objective, f64)> = Vec::new();
             for &o in objectives.iter().filter(|o| **o != Objective::Layers) {
+                if start.elapsed().as_secs_f64() > deadline {
+                    all_optimal = false;
+                    unproven.get_or_insert(o);
+                    stopped_by.get_or_insert_with(|| TIME.into());
+                    break;
+                }
                 let d = cx.stage_d(&bounds, &sub);
                 let m = cx.model(layers, o, &bounds, d);
                 if !emitted {
@@ -640,7 +668,7 @@ impl Allocator for Ilp {
                 }
                 let warm = cx.point(&m, &sub);
                 let remaining = deadline - start.elapsed().as_secs_f64();
-                match m.lp.solve(Some(&warm), remaining)? {
+                match m.lp.solve_within(Some(&warm), remaining)? {
                     Some(out) => {
                         let candidate = cx.read(&m, &out.values);
                         if validate(blocks, &candidate, layers)
@@ -651,11 +679,13 @@ impl Allocator for Ilp {
                         if !out.optimal {
                             all_optimal = false;
                             unproven.get_or_insert(o);
+                            stopped_by.get_or_insert_with(|| TIME.into());
                         }
                     }
                     None => {
                         all_optimal = false;
                         unproven.get_or_insert(o);
+                        stopped_by.get_or_insert_with(|| TIME.into());
                     }
                 }
                 bounds.push((o, cx.lp_value(o, &sub, d)));
@@ -711,10 +741,17 @@ impl Allocator for Ilp {
                 gap,
                 solve_ms: start.elapsed().as_secs_f64() * 1e3,
                 objectives: objectives.iter().map(|o| o.name().to_string()).collect(),
+                stopped_by: if all_optimal { None } else { stopped_by },
             }),
         })
     }
 }
+
+/// The largest allocation model solved: beyond it the search keeps Tracr's
+/// allocation and says so. Its width rows grow as residual groups × layers,
+/// so a 2 000-block chain makes 4 million variables and 1.5 GB; at this
+/// limit building and solving take about 0.5 GB and a few seconds.
+pub const MAX_ILP_VARIABLES: usize = 1_000_000;
 
 /// Lower bounds on H and M at `layers` layers: ⌈heads / L⌉ and
 /// max(widest block, ⌈total width / L⌉).

@@ -80,6 +80,32 @@ impl Lp {
         self.constraints.push(Constraint { name, terms, cmp, rhs });
     }
 
+    /// [`Lp::solve`] on a worker thread, given up after `seconds` (plus a
+    /// grace of a quarter, at least 0.1 s): the solver checks its time limit
+    /// only between branch-and-bound steps, so its presolve and root LP
+    /// could otherwise overrun. A solve given up finishes in the background
+    /// and its result is dropped; [`super::ilp::MAX_ILP_VARIABLES`] bounds
+    /// how long that takes. None when no solution was found in time.
+    pub fn solve_within(&self, warm: Option<&[f64]>, seconds: f64) -> Result<Option<Outcome>> {
+        let (done, result) = std::sync::mpsc::channel();
+        let lp = self.clone();
+        let warm = warm.map(<[f64]>::to_vec);
+        std::thread::Builder::new()
+            .name("ilp".into())
+            .spawn(move || {
+                let _ = done.send(lp.solve(warm.as_deref(), seconds));
+            })
+            .map_err(|e| Error::internal(format!("cannot start the ILP solver's thread: {e}")))?;
+        let grace = (seconds * 0.25).max(0.1);
+        match result.recv_timeout(std::time::Duration::from_secs_f64(seconds.max(0.0) + grace)) {
+            Ok(outcome) => outcome,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::internal(format!("the ILP solver ({SOLVER}) stopped without an answer")))
+            }
+        }
+    }
+
     /// Solves with the build's solver (see [`SOLVER`]), starting from `warm`
     /// (a feasible point), within `seconds`. None when no solution was found in time.
     pub fn solve(&self, warm: Option<&[f64]>, seconds: f64) -> Result<Option<Outcome>> {

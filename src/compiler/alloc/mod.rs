@@ -23,12 +23,16 @@ pub struct SolveInfo {
     pub solve_ms: f64,
     /// The objectives minimised, in order.
     pub objectives: Vec<String>,
+    /// Why the search stopped before proving every objective optimal
+    /// (the time limit, or a model over the size limit); None when it did
+    /// not stop early.
+    pub stopped_by: Option<String>,
 }
 
 impl SolveInfo {
     /// The info of an allocation found without search (proven optimal at once).
     pub fn trivial() -> SolveInfo {
-        SolveInfo { optimal: true, gap: 0.0, solve_ms: 0.0, objectives: vec![] }
+        SolveInfo { optimal: true, gap: 0.0, solve_ms: 0.0, objectives: vec![], stopped_by: None }
     }
 }
 

@@ -90,6 +90,24 @@ fn check_size(p: &Program, id: NodeId, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// The most (key, query) pairs a Select's own predicate is evaluated on
+/// (value-set inference and tabulation each call it once per pair):
+/// `Select(indices, indices, lambda ...)` passes it from max_seq_len 1 415 (about 15 s of predicate calls there).
+pub const MAX_SELECT_PAIRS: usize = 2_000_000;
+
+/// Refuses a Select with a custom predicate over more than
+/// [`MAX_SELECT_PAIRS`] pairs, before any is evaluated.
+fn check_pairs(p: &Program, id: NodeId, keys: usize, queries: usize) -> Result<()> {
+    let pairs = keys.saturating_mul(queries);
+    if pairs > MAX_SELECT_PAIRS {
+        return Err(Error::program(format!(
+            "{} calls its predicate on {keys} key values × {queries} query values = {pairs} pairs, over the limit of {MAX_SELECT_PAIRS}; use a smaller vocab or max_seq_len",
+            p.describe(id)
+        )));
+    }
+    Ok(())
+}
+
 /// Every s-op's value set for these settings (a sound over-approximation); refuses sets over the size limit.
 pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSets> {
     let mut sets: Vec<Vec<Value>> = vec![Vec::new(); p.nodes.len()];
@@ -133,6 +151,7 @@ pub fn infer(p: &Program, vocab: &[Value], max_seq_len: usize) -> Result<ValueSe
             Op::SelectorWidth { .. } => (0..=max_seq_len as i64).map(Value::Int).collect(),
             Op::Select { keys, queries, predicate } => {
                 if let Predicate::Custom(f) = predicate {
+                    check_pairs(p, id, sets[*keys].len(), sets[*queries].len())?;
                     for k in &sets[*keys] {
                         for q in &sets[*queries] {
                             select_holds(predicate, k, q).map_err(|_| {
@@ -213,6 +232,7 @@ pub fn tabulate(p: &Program, vs: &ValueSets) -> Result<Program> {
                 *f = Func::Table(Arc::new(t));
             }
             Op::Select { keys, queries, predicate: Predicate::Custom(f) } => {
+                check_pairs(p, id, vs.of(*keys).len(), vs.of(*queries).len())?;
                 let mut t = Table::new(2);
                 t.source = f.source();
                 for k in vs.of(*keys) {
