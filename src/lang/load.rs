@@ -1,7 +1,7 @@
 //! Finds and loads a program: a bundled name, a `.rasp` file or a `.json` file.
 
 use super::ast::ImportTarget;
-use super::eval::{Evaluator, Loader, Meta};
+use super::eval::{Evaluator, Globals, Loader, Meta};
 use super::parser::parse;
 use crate::diagnostic::{Error, Result, SourceFile, Span};
 use crate::library;
@@ -38,6 +38,11 @@ pub fn load(spec: &str, output: Option<&str>) -> Result<Program> {
 
 /// Runs `.rasp` text and returns the program it defines.
 pub fn load_source(file: Arc<SourceFile>, output: Option<&str>) -> Result<Program> {
+    load_module(file, output).map(|(program, _)| program)
+}
+
+/// [`load_source`], with the top-level module's names.
+fn load_module(file: Arc<SourceFile>, output: Option<&str>) -> Result<(Program, Arc<Globals>)> {
     let stmts = parse(&file)?;
     let mut builder = crate::rasp::Builder::new();
     let mut loader = FileLoader;
@@ -66,7 +71,7 @@ pub fn load_source(file: Arc<SourceFile>, output: Option<&str>) -> Result<Progra
         Path::new(&file.name).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| file.name.clone());
     let mut program = builder.finish(&name, out, settings);
     program.source = Some(file.text.as_str().into());
-    Ok(program)
+    Ok((program, module.globals))
 }
 
 /// Resolves imports: quoted paths relative to the importing file, bare names
@@ -87,5 +92,37 @@ impl Loader for FileLoader {
                 Ok(Arc::new(SourceFile { name: full.to_string_lossy().to_string(), text }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    /// A module's functions and names used to point at each other, so no
+    /// program with a `def` was ever freed. Now the program holds the
+    /// modules its functions need, and dropping it frees them.
+    #[test]
+    fn a_program_and_its_modules_are_freed_together() {
+        let text = "import sort_unique\n\
+                    def bump(x):\n    return helper(x) + 1\n\
+                    def helper(x):\n    return x * 2\n\
+                    doubled = Map(lambda t: bump(t), tokens)\n\
+                    out = make_sort_unique(doubled, doubled)\n\
+                    compile(out, vocab={1, 2, 3}, max_seq_len=3)\n";
+        let file = Arc::new(SourceFile { name: "p.rasp".into(), text: text.into() });
+        let (program, globals) = load_module(file, None).unwrap();
+        let module = Arc::downgrade(&globals);
+        let imported = Arc::downgrade(&globals.imports.read().unwrap()[0]);
+        drop(globals);
+        // the program's functions still reach the names they look up late
+        let input = [Value::Int(3), Value::Int(1), Value::Int(2)];
+        let out = crate::rasp::interp::evaluate(&program, &input, false).unwrap().output().to_vec();
+        assert_eq!(out, vec![Value::Int(3), Value::Int(5), Value::Int(7)]);
+        assert!(module.upgrade().is_some() && imported.upgrade().is_some(), "held by the program");
+        drop(program);
+        assert!(module.upgrade().is_none(), "the module outlived its program");
+        assert!(imported.upgrade().is_none(), "the imported module outlived its program");
     }
 }

@@ -26,7 +26,7 @@ impl<'a> Evaluator<'a> {
                     None => true,
                 };
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.map(f, x, simplify, span)))
+                Ok(Meta::SOp(bld.map(f.callable(), x, simplify, span)))
             }
             Builtin::SequenceMap => {
                 let f = self.expect_function(arg(0).unwrap(), scope, 2, "SequenceMap")?;
@@ -34,7 +34,7 @@ impl<'a> Evaluator<'a> {
                 let y = self.expect_sop(arg(2).unwrap(), scope, "SequenceMap's third argument")?;
                 let bld = self.builder(span)?;
                 Ok(Meta::SOp(bld.add(
-                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [x, y] },
+                    NodeOp::SequenceMap { f: Func::Closure(f.callable()), inputs: [x, y] },
                     Encoding::Categorical,
                     span,
                 )))
@@ -79,7 +79,7 @@ impl<'a> Evaluator<'a> {
                                 ),
                             ));
                         }
-                        Predicate::Custom(Func::Closure(c))
+                        Predicate::Custom(Func::Closure(c.callable()))
                     }
                     other => {
                         return Err(Error::at(
@@ -189,7 +189,7 @@ impl<'a> Evaluator<'a> {
                     params: vec!["x".into()],
                     body: Body::Lambda(body),
                     locals: HashMap::new(),
-                    globals: Arc::new(Globals::default()),
+                    globals: None,
                     span,
                 }))
             }

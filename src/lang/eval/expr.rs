@@ -123,7 +123,7 @@ impl<'a> Evaluator<'a> {
                 params: params.iter().map(|p| p.name.clone()).collect(),
                 body: Body::Lambda((**body).clone()),
                 locals: scope.locals.clone(),
-                globals: scope.globals.clone(),
+                globals: Some(Arc::downgrade(&scope.globals)),
                 span: e.span.clone(),
             }))),
             ExprKind::Attr(obj, name) => {
@@ -233,7 +233,7 @@ impl<'a> Evaluator<'a> {
         for (p, a) in c.params.iter().zip(args) {
             locals.insert(p.clone(), a);
         }
-        let mut scope = Scope { locals, globals: c.globals.clone(), is_top: false, is_module: false };
+        let mut scope = Scope { locals, globals: c.module()?, is_top: false, is_module: false };
         let r = match &c.body {
             Body::Lambda(body) => self.expr(body, &mut scope),
             Body::Def(stmts) => {
@@ -291,7 +291,7 @@ impl<'a> Evaluator<'a> {
                 };
                 let f = sugar_closure(&["x"], Expr::new(body, e.span.clone()), &e.span);
                 let b = self.builder(&e.span)?;
-                Ok(Meta::SOp(b.map(f, x, true, &e.span)))
+                Ok(Meta::SOp(b.map(f.callable(), x, true, &e.span)))
             }
             (UnaryOp::Not, Meta::SOp(_) | Meta::Selector(_)) => {
                 Err(Error::at(&e.span, "'not' works on plain values; use '~' on s-ops and selectors"))
@@ -333,7 +333,7 @@ impl<'a> Evaluator<'a> {
                 let f = sugar_closure(&["x", "y"], body, span);
                 let bld = self.builder(span)?;
                 Ok(Meta::SOp(bld.add(
-                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] },
+                    NodeOp::SequenceMap { f: Func::Closure(f.callable()), inputs: [*x, *y] },
                     Encoding::Categorical,
                     span,
                 )))
@@ -342,13 +342,13 @@ impl<'a> Evaluator<'a> {
                 let body = op_body(op, var("x", span), konst(c, span), span);
                 let f = sugar_closure(&["x"], body, span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.map(f, *x, true, span)))
+                Ok(Meta::SOp(bld.map(f.callable(), *x, true, span)))
             }
             (Meta::Value(c), Meta::SOp(x)) => {
                 let body = op_body(op, konst(c, span), var("x", span), span);
                 let f = sugar_closure(&["x"], body, span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.map(f, *x, true, span)))
+                Ok(Meta::SOp(bld.map(f.callable(), *x, true, span)))
             }
             _ => Err(Error::at(
                 span,
@@ -366,19 +366,19 @@ impl<'a> Evaluator<'a> {
             (Meta::SOp(x), Meta::Value(c)) => {
                 let f = sugar_closure(&["x"], Expr::new(cmp_body(var("x", span), konst(c, span)), span.clone()), span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.map(f, *x, true, span)))
+                Ok(Meta::SOp(bld.map(f.callable(), *x, true, span)))
             }
             (Meta::Value(c), Meta::SOp(x)) => {
                 let f = sugar_closure(&["x"], Expr::new(cmp_body(konst(c, span), var("x", span)), span.clone()), span);
                 let bld = self.builder(span)?;
-                Ok(Meta::SOp(bld.map(f, *x, true, span)))
+                Ok(Meta::SOp(bld.map(f.callable(), *x, true, span)))
             }
             (Meta::SOp(x), Meta::SOp(y)) => {
                 let f =
                     sugar_closure(&["x", "y"], Expr::new(cmp_body(var("x", span), var("y", span)), span.clone()), span);
                 let bld = self.builder(span)?;
                 Ok(Meta::SOp(bld.add(
-                    NodeOp::SequenceMap { f: Func::Closure(f), inputs: [*x, *y] },
+                    NodeOp::SequenceMap { f: Func::Closure(f.callable()), inputs: [*x, *y] },
                     Encoding::Categorical,
                     span,
                 )))
@@ -413,7 +413,7 @@ pub(super) fn sugar_closure(params: &[&str], body: Expr, span: &Span) -> Arc<Clo
         params: params.iter().map(|p| p.to_string()).collect(),
         body: Body::Lambda(body),
         locals: HashMap::new(),
-        globals: Arc::new(Globals::default()),
+        globals: None,
         span: span.clone(),
     })
 }

@@ -14,7 +14,7 @@ use crate::rasp::program::{Comparison, Encoding, NodeId, Op as NodeOp, Predicate
 use crate::rasp::Builder;
 use crate::value::{self, CmpOp, PyError, PyResult, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 mod builtins;
 use builtins::predefined;
@@ -121,23 +121,74 @@ pub enum Body {
 }
 
 /// A function value with the names it closes over.
+///
+/// It holds its module weakly: the module's names hold the function, so a
+/// strong pointer back would be a cycle, and every program with a `def`
+/// would never be freed (found by the fuzzing campaign: 1.4 KB a parse).
+/// Whatever outlives the module's evaluation holds the module strongly: a
+/// program node through [`Closure::callable`], an importing module through
+/// `Globals::imports`.
 #[derive(Debug)]
 pub struct Closure {
     pub name: Option<String>,
     pub params: Vec<String>,
     pub body: Body,
     pub locals: HashMap<String, Meta>,
-    pub globals: Arc<Globals>,
+    /// None for the closures the evaluator writes itself (operator sugar),
+    /// which look up no module name.
+    pub globals: Option<Weak<Globals>>,
     pub span: Span,
 }
 
-impl Callable for Closure {
+impl Closure {
+    /// The function as a program node keeps it: with its module alive.
+    pub fn callable(self: &Arc<Closure>) -> Arc<dyn Callable> {
+        Arc::new(Held { module: self.globals.as_ref().and_then(Weak::upgrade), closure: self.clone() })
+    }
+
+    /// Its module, for a call.
+    fn module(&self) -> Result<Arc<Globals>> {
+        match &self.globals {
+            None => Ok(Arc::new(Globals::default())),
+            Some(weak) => weak
+                .upgrade()
+                .ok_or_else(|| Error::at(&self.span, "internal error: the module that defines this function is gone")),
+        }
+    }
+}
+
+/// A closure with its module held, as program nodes keep it.
+struct Held {
+    closure: Arc<Closure>,
+    /// Kept alive for the closure's name lookups; never read here.
+    #[allow(dead_code)]
+    module: Option<Arc<Globals>>,
+}
+
+impl Callable for Held {
     fn arity(&self) -> usize {
+        self.closure.arity()
+    }
+    fn call(&self, args: &[Value]) -> PyResult<Value> {
+        self.closure.call(args)
+    }
+    fn source(&self) -> String {
+        self.closure.source()
+    }
+    fn span(&self) -> Option<&Span> {
+        self.closure.span()
+    }
+}
+
+/// Not [`Callable`] itself, so that no closure reaches a program without
+/// its module: program nodes take [`Closure::callable`].
+impl Closure {
+    pub fn arity(&self) -> usize {
         self.params.len()
     }
 
     /// The lambda's text, for messages.
-    fn source(&self) -> String {
+    pub fn source(&self) -> String {
         match &self.body {
             Body::Lambda(e) => format!("lambda {}: {}", self.params.join(", "), print_expr(e)),
             Body::Def(_) => format!("{}({})", self.name.as_deref().unwrap_or("<function>"), self.params.join(", ")),
@@ -145,7 +196,7 @@ impl Callable for Closure {
     }
 
     /// Calls the function on plain values (value level: no s-ops can be built).
-    fn call(&self, args: &[Value]) -> PyResult<Value> {
+    pub fn call(&self, args: &[Value]) -> PyResult<Value> {
         let metas: Vec<Meta> = args.iter().cloned().map(Meta::Value).collect();
         let mut ev = Evaluator { builder: None, loader: None, depth: 0 };
         match ev.call_closure(self, metas, &self.span) {
@@ -155,7 +206,7 @@ impl Callable for Closure {
         }
     }
 
-    fn span(&self) -> Option<&Span> {
+    pub fn span(&self) -> Option<&Span> {
         Some(&self.span)
     }
 }
@@ -164,6 +215,9 @@ impl Callable for Closure {
 #[derive(Debug, Default)]
 pub struct Globals {
     pub vars: RwLock<HashMap<String, Meta>>,
+    /// The modules this one imported: their functions, now among `vars`,
+    /// hold them only weakly.
+    pub imports: RwLock<Vec<Arc<Globals>>>,
 }
 
 /// Resolves `import` targets to source files.
@@ -242,7 +296,7 @@ impl<'a> Evaluator<'a> {
                     params: params.iter().map(|p| p.name.clone()).collect(),
                     body: Body::Def(body.clone()),
                     locals: if scope.is_module { HashMap::new() } else { scope.locals.clone() },
-                    globals: scope.globals.clone(),
+                    globals: Some(Arc::downgrade(&scope.globals)),
                     span: name.span.clone(),
                 };
                 self.assign(scope, &name.name, Meta::Closure(Arc::new(c)));
@@ -272,6 +326,7 @@ impl<'a> Evaluator<'a> {
                 self.depth -= 1;
                 let module = result?;
                 let vars = module.globals.vars.read().unwrap().clone();
+                scope.globals.imports.write().unwrap().push(module.globals.clone());
                 let mut names: Vec<_> = vars.into_iter().collect();
                 names.sort_by(|a, b| a.0.cmp(&b.0));
                 for (k, v) in names {
