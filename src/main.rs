@@ -1,17 +1,21 @@
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 use tracr_opt::cli::{run, Cli};
 
 fn main() -> ExitCode {
     // A panic is a bug in tracr-opt: say so and exit 2, as for other internal errors.
     std::panic::set_hook(Box::new(|info| {
-        // `println!` panics when stdout is closed early (`tracr-opt ... | head`);
-        // that is the reader's choice, not a bug: stop quietly as a Unix tool does.
+        // `println!` and `eprintln!` panic when their pipe is closed early
+        // (`tracr-opt ... | head`, `2>&1 | head`); that is the reader's
+        // choice, not a bug: stop quietly as a Unix tool does.
         let message = info.payload_as_str().unwrap_or("");
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
             std::process::exit(141);
         }
-        eprintln!(
+        // not eprintln!: a panic inside this hook would abort
+        let _ = writeln!(
+            std::io::stderr(),
             "internal error: {info}\n(this is a bug in tracr-opt; please report it with the command that caused it)"
         );
     }));

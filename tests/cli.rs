@@ -431,3 +431,32 @@ fn compare_takes_causal_as_a_value_like_the_other_commands() {
         assert_eq!(rows[0]["causal"], serde_json::json!(causal == "true"), "{out}");
     }
 }
+
+/// A reader that stops early (`tracr-opt ... 2>&1 | head -1`) closes the
+/// pipe: the tool stops quietly (141, as SIGPIPE would) or has finished
+/// writing; before, a closed stderr aborted it from inside the panic hook.
+#[test]
+fn a_closed_stdout_or_stderr_is_not_a_crash() {
+    use std::process::Stdio;
+    for (args, stream) in [
+        (vec!["list", "--show", "shuffle_dyck3"], "stdout"),
+        (vec!["compile", "reverse", "--max-seq-len", "0"], "stderr"),
+        (vec!["compile", "reverse"], "stdout"),
+    ] {
+        for _ in 0..5 {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracr-opt"));
+            cmd.args(&args).stdin(Stdio::null());
+            if stream == "stdout" {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+            } else {
+                cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+            }
+            let mut child = cmd.spawn().expect("runs");
+            // close the read end before the tool writes
+            drop(child.stdout.take());
+            drop(child.stderr.take());
+            let code = child.wait().unwrap().code();
+            assert!(matches!(code, Some(0 | 1 | 141)), "{args:?} with {stream} closed: {code:?}");
+        }
+    }
+}
