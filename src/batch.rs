@@ -49,7 +49,7 @@ pub fn collect(inputs: &[String]) -> Result<Vec<Job>> {
                 jobs.push(file_job(&f)?);
             }
         } else if input.ends_with(".jsonl") {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {input}: {e}")))?;
+            let text = crate::files::read_text(path).map_err(|e| Error::usage(format!("cannot read {input}: {e}")))?;
             for (n, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
@@ -100,7 +100,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 fn file_job(path: &Path) -> Result<Job> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        crate::files::read_text(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "program".into());
     Ok(Job {
         name: sanitise(&stem),
@@ -238,7 +238,7 @@ pub fn run(
     remove_stale_temporaries(out);
     let fingerprint = settings.fingerprint();
     let manifest_path = out.join(MANIFEST);
-    let old: serde_json::Map<String, Json> = std::fs::read_to_string(&manifest_path)
+    let old: serde_json::Map<String, Json> = crate::files::read_text(&manifest_path)
         .ok()
         .and_then(|t| serde_json::from_str::<Json>(&t).ok())
         .and_then(|j| j.get("entries").and_then(Json::as_object).cloned())

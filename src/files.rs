@@ -4,6 +4,22 @@
 use crate::diagnostic::{Error, Result};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+/// The largest text file read (a program, a corpus, a table): reading stops
+/// there, so `import "/dev/zero"` or a runaway file is refused, not read
+/// until memory runs out.
+pub const MAX_TEXT_BYTES: u64 = 256 << 20;
+
+/// A UTF-8 text file of at most [`MAX_TEXT_BYTES`].
+pub fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_TEXT_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TEXT_BYTES {
+        return Err(std::io::Error::other(format!("it is larger than the limit of {} MiB", MAX_TEXT_BYTES >> 20)));
+    }
+    Ok(text)
+}
+
 /// Held (shared) by every atomic write while its temporary file or directory
 /// exists; taken whole by an interrupt handler (`cli::interrupt`) before it
 /// exits, so that Ctrl-C waits for a write in progress to finish (or to be

@@ -178,7 +178,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
 /// Replaces the text between the markers in a Markdown file, atomically.
 pub fn update_section(path: &std::path::Path, table: &str) -> Result<()> {
     let text =
-        std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+        crate::files::read_text(path).map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END)) else {
         return Err(Error::usage(format!("{} has no '{BEGIN}' ... '{END}' section to replace", path.display())));
     };

@@ -15,20 +15,27 @@ use std::sync::Arc;
 pub fn load(spec: &str, output: Option<&str>) -> Result<Program> {
     let path = Path::new(spec);
     if spec.ends_with(".json") {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {spec}: {e}")))?;
+        let text = crate::files::read_text(path).map_err(|e| Error::usage(format!("cannot read {spec}: {e}")))?;
         let p = crate::rasp::json::from_json(&text, spec)?;
         if output.is_some() {
             return Err(Error::usage("--output applies to .rasp programs; a JSON program names its output"));
         }
         return Ok(p);
     }
-    if spec.ends_with(".rasp") || path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(format!("cannot read {spec}: {e}")))?;
+    // a file wins over a bundled name; a directory does not (`compile sort`
+    // run beside a `sort/` model directory means the bundled program)
+    if spec.ends_with(".rasp") || path.is_file() {
+        let text = crate::files::read_text(path).map_err(|e| Error::usage(format!("cannot read {spec}: {e}")))?;
         let file = Arc::new(SourceFile { name: spec.to_string(), text });
         return load_source(file, output);
     }
     if let Some(b) = library::find(spec) {
         return load_source(library::source_file(b), output);
+    }
+    if path.is_dir() {
+        return Err(Error::usage(format!(
+            "{spec} is a directory, not a program (a .rasp or .json file, or a bundled name; see `tracr-opt list`)"
+        )));
     }
     Err(Error::usage(format!(
         "'{spec}' is neither a file nor a bundled program (bundled: {}; see `tracr-opt list`)",
@@ -87,7 +94,7 @@ impl Loader for FileLoader {
             ImportTarget::Path(p) => {
                 let base: PathBuf = Path::new(&from.file.name).parent().map(Path::to_path_buf).unwrap_or_default();
                 let full = base.join(p);
-                let text = std::fs::read_to_string(&full)
+                let text = crate::files::read_text(&full)
                     .map_err(|e| Error::at(from, format!("cannot import {}: {e}", full.display())))?;
                 Ok(Arc::new(SourceFile { name: full.to_string_lossy().to_string(), text }))
             }
