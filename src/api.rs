@@ -137,7 +137,8 @@ impl Program {
 pub type IoPair = (Vec<Value>, Vec<Value>);
 
 fn io_pairs(tabulated: &Program, settings: &Settings, options: &VerifyOptions) -> Result<Vec<IoPair>> {
-    options.check()?;
+    // the pairs are held at once, so the token budget applies as to verification
+    options.check_for(&settings.vocab, settings.max_seq_len)?;
     let (inputs, _) = crate::verify::inputs_for(&settings.vocab, settings.max_seq_len, options);
     inputs
         .into_iter()

@@ -58,6 +58,36 @@ impl Num {
             Num::F(x) => x,
         }
     }
+
+    /// Python's numeric comparison: exact between an int and a float, so
+    /// 2⁶³ − 1 and the float 2⁶³ differ though `as f64` rounds one onto the
+    /// other (the fuzzing campaign found a value set that lost the float that
+    /// way). None when a NaN is involved.
+    fn partial_cmp(self, other: Num) -> Option<Ordering> {
+        match (self, other) {
+            (Num::I(a), Num::I(b)) => Some(a.cmp(&b)),
+            (Num::F(a), Num::F(b)) => a.partial_cmp(&b),
+            (Num::I(a), Num::F(b)) => int_float(a, b),
+            (Num::F(a), Num::I(b)) => int_float(b, a).map(Ordering::reverse),
+        }
+    }
+}
+
+/// `i` against `f`, exactly.
+fn int_float(i: i64, f: f64) -> Option<Ordering> {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        return None;
+    }
+    if f >= TWO_63 {
+        return Some(Ordering::Less);
+    }
+    if f < -TWO_63 {
+        return Some(Ordering::Greater);
+    }
+    // in range: the integer part is an exact i64
+    let whole = f.trunc();
+    Some(i.cmp(&(whole as i64)).then_with(|| 0.0.partial_cmp(&(f - whole)).expect("finite")))
 }
 
 impl Value {
@@ -218,10 +248,8 @@ pub fn float_repr(x: f64) -> String {
 
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
-        match (self.num(), other.num()) {
-            (Some(Num::I(a)), Some(Num::I(b))) => return a == b,
-            (Some(a), Some(b)) => return a.f() == b.f(),
-            _ => {}
+        if let (Some(a), Some(b)) = (self.num(), other.num()) {
+            return a.partial_cmp(b) == Some(Ordering::Equal);
         }
         match (self, other) {
             (Value::None, Value::None) => true,
@@ -281,12 +309,8 @@ impl Ord for Value {
             (Value::Tuple(a), Value::Tuple(b)) => a.cmp(b),
             _ => {
                 let (a, b) = (self.num().unwrap(), other.num().unwrap());
-                match (a, b) {
-                    (Num::I(x), Num::I(y)) => x.cmp(&y),
-                    // 0.0 == -0.0 under Eq, so equal floats must compare Equal
-                    _ if a.f() == b.f() => Ordering::Equal,
-                    _ => a.f().total_cmp(&b.f()),
-                }
+                // exact, with 0.0 == -0.0 (as under Eq); NaN by total order
+                a.partial_cmp(b).unwrap_or_else(|| a.f().total_cmp(&b.f()))
             }
         }
     }
@@ -591,10 +615,7 @@ pub fn compare(op: CmpOp, a: &Value, b: &Value) -> PyResult<bool> {
 /// Python's ordering: only between numbers, between strings, between tuples.
 fn order(a: &Value, b: &Value) -> Option<Ordering> {
     if let (Some(x), Some(y)) = (a.num(), b.num()) {
-        return match (x, y) {
-            (Num::I(p), Num::I(q)) => Some(p.cmp(&q)),
-            _ => x.f().partial_cmp(&y.f()),
-        };
+        return x.partial_cmp(y);
     }
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
@@ -790,6 +811,27 @@ mod tests {
         let set: HashSet<Value> = [Value::Int(1), Value::Float(1.0), Value::Bool(true)].into_iter().collect();
         assert_eq!(set.len(), 1);
         assert_ne!(Value::Str("1".into()), Value::Int(1));
+    }
+
+    /// Python compares ints and floats exactly; `as f64` rounds an int past
+    /// 2⁵³ onto a float it is not equal to.
+    #[test]
+    fn large_ints_and_floats_compare_exactly() {
+        let two_63 = Value::Float(9_223_372_036_854_775_808.0);
+        assert_ne!(Value::Int(i64::MAX), two_63);
+        assert!(Value::Int(i64::MAX) < two_63);
+        assert!(compare(CmpOp::Lt, &Value::Int(i64::MAX), &two_63).unwrap());
+        assert!(!compare(CmpOp::Eq, &Value::Int(i64::MAX), &two_63).unwrap());
+        let (odd, even) = (Value::Int((1 << 53) + 1), Value::Float(9_007_199_254_740_992.0));
+        assert_ne!(odd, even);
+        assert!(even < odd && odd > even);
+        assert_eq!(Value::Int(1 << 53), even);
+        assert!(Value::Int(i64::MIN) == Value::Float(-9_223_372_036_854_775_808.0));
+        assert!(Value::Int(i64::MIN) > Value::Float(-1e19));
+        assert!(Value::Int(-3) < Value::Float(-2.5) && Value::Int(-2) > Value::Float(-2.5));
+        assert_eq!(Value::Int(0), Value::Float(-0.0));
+        let set: HashSet<Value> = [Value::Int(i64::MAX), two_63.clone()].into_iter().collect();
+        assert_eq!(set.len(), 2, "both kept, as a Python set keeps them");
     }
 
     #[test]

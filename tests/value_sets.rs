@@ -242,3 +242,25 @@ compile(c, vocab={"a", "b"}, max_seq_len=3)
     assert!(checked > 0);
     assert!(vs.of(p.output).contains(&Value::Int(2)), "{:?}", vs.of(p.output));
 }
+
+/// Found by the fuzzing campaign: an int near 2⁶³ and the float 2⁶³ were
+/// taken for one value, so a value set kept the int and lost the float the
+/// interpreter then produced, and the exported table computed something
+/// else. Both are kept now.
+#[test]
+fn an_int_and_a_float_that_round_alike_stay_apart() {
+    let text = r#"
+x = Map(lambda t: 9223372036854775806 - 0.5 if t == "a" else 9223372036854775807, tokens)
+y = SequenceMap(lambda v, i: v == 9223372036854775807, x, indices)
+compile(y, vocab={"a", "b"}, max_seq_len=2)
+"#;
+    let p = Program::from_rasp("bigint.rasp", text).unwrap();
+    let vocab = ["a", "b"].map(|t| Value::Str(t.into()));
+    let vs = infer(&p, &vocab, 2).unwrap();
+    let x = p.find("x").unwrap();
+    assert_eq!(vs.of(x).len(), 2, "{:?}", vs.of(x));
+    assert_eq!(vs.of(p.output).len(), 2, "{:?}", vs.of(p.output));
+    for input in inputs::all(&vocab, 2) {
+        check_input(&p, &vs, &input, false, text);
+    }
+}

@@ -262,6 +262,7 @@ pub fn compress(
         crate::model::project::round_to_f32(&mut out);
     }
     let plan = crate::verify::Plan { samples: options.samples, seed: options.seed, threads: 0 };
+    plan.check_for(&vocab, max_len)?;
     let (inputs, exhaustive) = crate::verify::inputs_for(&vocab, max_len, &plan);
     let m = measure::measure(&out, model, program, &inputs, numerical)?;
     out.meta.compression = Some(Compression {
