@@ -44,9 +44,11 @@ fn results_md_matches_what_compare_prints() {
     // one verified row per bundled program, plus header, rule and total
     let rows = rows_without_times(&printed);
     assert_eq!(rows.len(), tracr_opt::library::PROGRAMS.len() + 3);
+    let verified = rows[0].iter().position(|h| h == "verified").expect("a verified column");
     for b in tracr_opt::library::PROGRAMS {
         let row = rows.iter().find(|r| r[1] == b.name).unwrap_or_else(|| panic!("no row for {}", b.name));
-        assert!(row[11].starts_with("✓") && row[11].ends_with("(all)"), "{}: {}", b.name, row[11]);
+        let cell = &row[verified];
+        assert!(cell.starts_with("✓") && cell.ends_with("(all)"), "{}: {cell}", b.name);
     }
 }
 
@@ -75,6 +77,8 @@ fn compare_formats_agree() {
     let dyck_csv: Vec<&str> = lines[2].split(',').collect();
     let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
     assert_eq!(dyck_csv[col("optimised_params")], dyck_json["optimised"]["params"].to_string());
+    assert_eq!(dyck_csv[col("optimised_structural_params")], dyck_json["optimised"]["structural_params"].to_string());
+    assert_eq!(dyck_csv[col("tracr_structural_params")], "", "Tracr's figures have no block sizes");
     assert_eq!(dyck_csv[col("tracr_layers")], "6");
     assert_eq!(dyck_csv[col("inputs")], "");
     // settings Tracr did not measure: no Tracr column
@@ -100,4 +104,25 @@ fn update_needs_the_markers() {
     assert!(text.starts_with("before\n<!-- compare:begin -->\nEach cell"), "{text}");
     assert!(text.contains("| length | 1 / 1 / 1 |") && text.ends_with("<!-- compare:end -->\nafter\n"), "{text}");
     assert!(!text.contains("STALE"));
+}
+
+/// Structural params sit between the nonzero and the dense count: every
+/// nonzero weight lies in a block as it is, and padding only adds. With no
+/// block to pad (a model of embeddings alone) there is no padding.
+#[test]
+fn structural_params_lie_between_nonzero_and_dense() {
+    use tracr_opt::{compile, CompileOptions, Program};
+    for name in tracr_opt::library::PROGRAMS.iter().map(|b| b.name) {
+        let p = Program::load(name).unwrap();
+        let s = p.settings_with(None, None, None).unwrap();
+        for options in [CompileOptions::default(), CompileOptions::baseline()] {
+            let m = compile(&p, &s, &options).unwrap().model;
+            let (nz, st, dense) = (m.nonzero_params(), m.structural_params(), m.params());
+            assert!(nz <= st && st <= dense, "{name}: nonzero {nz}, structural {st}, dense {dense}");
+        }
+    }
+    let p = Program::from_rasp("id.rasp", "out = tokens\ncompile(out, vocab={\"a\", \"b\"}, max_seq_len=3)\n").unwrap();
+    let m = compile(&p, &p.settings_with(None, None, None).unwrap(), &CompileOptions::default()).unwrap().model;
+    assert_eq!(m.config.n_layers, 0);
+    assert_eq!(m.structural_params(), m.params());
 }

@@ -33,6 +33,9 @@ pub struct Shape {
     pub params: usize,
     /// Nonzero parameters.
     pub nonzero_params: usize,
+    /// Parameters before the dense layout's padding ([`Model::structural_params`];
+    /// None for Tracr's figures).
+    pub structural_params: Option<usize>,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
     /// The most residual directions live at once (tracr-opt models only).
@@ -40,6 +43,11 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// The share of dense parameters that is padding (0 for Tracr's figures).
+    pub fn padding(&self) -> f64 {
+        self.structural_params.map_or(0.0, |s| 1.0 - s as f64 / self.params.max(1) as f64)
+    }
+
     fn of(m: &Model, compile_ms: f64) -> Shape {
         let c = &m.config;
         Shape {
@@ -50,6 +58,7 @@ impl Shape {
             d_mlp: c.d_mlp,
             params: m.params(),
             nonzero_params: m.nonzero_params(),
+            structural_params: Some(m.structural_params()),
             compile_ms,
             d_model_lower_bound: m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
         }
@@ -64,6 +73,7 @@ impl Shape {
             d_mlp: t.d_mlp,
             params: t.params,
             nonzero_params: t.nonzero_params,
+            structural_params: None,
             compile_ms: t.compile_ms,
             d_model_lower_bound: None,
         }

@@ -21,6 +21,28 @@ fn verified_cell(r: &Row) -> String {
     }
 }
 
+/// "905 (14%) / 356 (5%)": structural params and padding, baseline / optimised.
+fn structural_cell(b: &Shape, o: &Shape) -> String {
+    let one = |x: &Shape| format!("{} ({:.0}%)", x.structural_params.unwrap_or(0), 100.0 * x.padding());
+    format!("{} / {}", one(b), one(o))
+}
+
+/// An empty shape, for totals.
+fn r_zero() -> Shape {
+    Shape {
+        layers: 0,
+        d_model: 0,
+        n_heads: 0,
+        d_head: 0,
+        d_mlp: 0,
+        params: 0,
+        nonzero_params: 0,
+        structural_params: None,
+        compile_ms: 0.0,
+        d_model_lower_bound: None,
+    }
+}
+
 /// The Markdown table (with a legend and a totals row).
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
@@ -31,16 +53,19 @@ pub fn markdown(rows: &[Row]) -> String {
          of its allocation is narrower; the gap to d_model is directions an attention layer's \
          output outlives, which only the next MLP can erase). Then the optimised model with the \
          graph rewrites off (`--no-rewrites`: no cse, folding, fusion, rule tables or head \
-         sharing), and with residual sharing off (`--no-share-residual`).\n\n",
+         sharing), and with residual sharing off (`--no-share-residual`). Structural params \
+         (baseline / optimised): each block's own weights, before the dense layout pads every \
+         head to d_head and to the most heads in a layer and every MLP to d_mlp; padding: the \
+         share of params that is padding.\n\n",
     );
-    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | compile ms | verified | d_model bound | no rewrites: layers, params | no sharing: d_model, d_mlp, params |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| program | layers | d_model | heads | d_head | d_mlp | params | nonzero params | params ratio | structural params (padding) | compile ms | verified | d_model bound | no rewrites: layers, params | no sharing: d_model, d_mlp, params |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let t = r.tracr.as_ref();
         let (b, o) = (&r.baseline, &r.optimised);
         let f = |get: fn(&Shape) -> usize| cell(t.map(get), get(b), get(o));
         s.push_str(&format!(
-            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {}, {} | {}, {}, {} |\n",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {}, {} | {}, {}, {} |\n",
             r.program,
             if r.settings.causal { " (causal)" } else { "" },
             f(|x| x.layers),
@@ -51,6 +76,7 @@ pub fn markdown(rows: &[Row]) -> String {
             f(|x| x.params),
             f(|x| x.nonzero_params),
             r.params_ratio(),
+            structural_cell(b, o),
             cell(
                 t.map(|x| format!("{:.1}", x.compile_ms)),
                 format!("{:.1}", b.compile_ms),
@@ -77,11 +103,17 @@ pub fn markdown(rows: &[Row]) -> String {
     };
     let (base_total, opt_total) =
         (rows.iter().map(|r| r.baseline.params).sum::<usize>(), rows.iter().map(|r| r.optimised.params).sum::<usize>());
+    let structural_total = |which: fn(&Row) -> &Shape| Shape {
+        params: rows.iter().map(|r| which(r).params).sum(),
+        structural_params: Some(rows.iter().map(|r| which(r).structural_params.unwrap_or(0)).sum()),
+        ..r_zero()
+    };
     s.push_str(&format!(
-        "| **total** | | | | | | {} | {} | {:.2} | | | | {} | {} |\n",
+        "| **total** | | | | | | {} | {} | {:.2} | {} | | | | {} | {} |\n",
         total(|x| x.params),
         total(|x| x.nonzero_params),
         opt_total as f64 / base_total.max(1) as f64,
+        structural_cell(&structural_total(|r| &r.baseline), &structural_total(|r| &r.optimised)),
         rows.iter().map(|r| r.without_rewrites.params).sum::<usize>(),
         rows.iter().map(|r| r.unshared.params).sum::<usize>()
     ));
@@ -90,7 +122,17 @@ pub fn markdown(rows: &[Row]) -> String {
 
 /// One CSV line per row, every figure of every model.
 pub fn csv(rows: &[Row]) -> String {
-    let metrics = ["layers", "d_model", "n_heads", "d_head", "d_mlp", "params", "nonzero_params", "compile_ms"];
+    let metrics = [
+        "layers",
+        "d_model",
+        "n_heads",
+        "d_head",
+        "d_mlp",
+        "params",
+        "nonzero_params",
+        "structural_params",
+        "compile_ms",
+    ];
     let mut head = vec!["program".to_string(), "causal".into(), "max_seq_len".into(), "vocab_size".into()];
     for who in ["tracr", "baseline", "optimised", "no_rewrites", "no_sharing"] {
         head.extend(metrics.iter().map(|m| format!("{who}_{m}")));
@@ -111,6 +153,7 @@ pub fn csv(rows: &[Row]) -> String {
                 x.d_mlp.to_string(),
                 x.params.to_string(),
                 x.nonzero_params.to_string(),
+                x.structural_params.map_or(String::new(), |p| p.to_string()),
                 format!("{:.3}", x.compile_ms),
             ],
         }
@@ -149,6 +192,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
         serde_json::json!({
             "layers": x.layers, "d_model": x.d_model, "n_heads": x.n_heads, "d_head": x.d_head, "d_mlp": x.d_mlp,
             "params": x.params, "nonzero_params": x.nonzero_params, "compile_ms": x.compile_ms,
+            "structural_params": x.structural_params, "padding": x.structural_params.map(|_| x.padding()),
             "d_model_lower_bound": x.d_model_lower_bound,
         })
     };

@@ -272,6 +272,28 @@ impl Model {
         c.d_vocab * d + c.n_ctx * d + c.n_layers * per_layer + d * c.d_vocab_out + c.d_vocab_out
     }
 
+    /// Parameters of the blocks as they are, before TransformerLens's dense
+    /// layout pads every head to `d_head` and `n_heads` and every MLP to
+    /// `d_mlp`: each head's W_Q and W_K at its QK rank, W_V and W_O at its OV
+    /// rank, each MLP at its own width, with their biases; embeddings and
+    /// unembedding as they are. [`Model::params`] minus this is padding.
+    pub fn structural_params(&self) -> usize {
+        let c = &self.config;
+        let d = c.d_model;
+        let blocks: usize = self
+            .meta
+            .layers
+            .iter()
+            .map(|l| {
+                let heads: usize =
+                    l.heads.iter().map(|h| 2 * (d * h.qk_rank + h.qk_rank) + 2 * d * h.ov_rank + h.ov_rank).sum();
+                let m = l.mlp_width();
+                heads + if l.heads.is_empty() { 0 } else { d } + if m == 0 { 0 } else { 2 * d * m + m + d }
+            })
+            .sum();
+        c.d_vocab * d + c.n_ctx * d + blocks + d * c.d_vocab_out + c.d_vocab_out
+    }
+
     /// Number of nonzero weights.
     pub fn nonzero_params(&self) -> usize {
         let nz2 = |a: &Array2<f64>| a.iter().filter(|x| **x != 0.0).count();
