@@ -25,7 +25,7 @@ pub const EXHAUSTIVE_TOKEN_LIMIT: u128 = 10_000_000;
 pub const MAX_VERIFY_TOKENS: u128 = 20_000_000;
 
 /// Tokens of input verification holds at once (at least one input).
-const BATCH_TOKENS: usize = 1 << 20;
+pub const BATCH_TOKENS: usize = 1 << 20;
 
 /// Numerical outputs must agree to this (absolute, plus the same relative).
 pub const NUMERIC_TOLERANCE: f64 = 1e-6;
