@@ -206,3 +206,31 @@ fn erasure_neurons_are_labelled_and_sharing_can_be_turned_off() {
     assert!(alone.model.meta.residual_labels.iter().all(|l| !l.contains(" | ")));
     assert_eq!(alone.model.config.d_model, info.d_model_unshared);
 }
+
+/// Erasures add MLP neurons; sharing may widen the widest MLP only when
+/// the dense parameter count still falls (#19). Under the default
+/// pipeline, whose ILP picks its own allocation with and without sharing.
+#[test]
+fn sharing_widens_an_mlp_only_when_dense_params_fall() {
+    use tracr_opt::CompileOptions;
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let s = p.settings_with(None, None, Some(causal)).unwrap();
+            let shared = tracr_opt::compile(&p, &s, &CompileOptions::default()).unwrap().model;
+            let options = CompileOptions { share_residual: false, ..CompileOptions::default() };
+            let alone = tracr_opt::compile(&p, &s, &options).unwrap().model;
+            if shared.config.d_mlp > alone.config.d_mlp {
+                assert!(
+                    shared.params() < alone.params(),
+                    "{} causal={causal}: d_mlp {} > {} without sharing, and params {} >= {}",
+                    b.name,
+                    shared.config.d_mlp,
+                    alone.config.d_mlp,
+                    shared.params(),
+                    alone.params()
+                );
+            }
+        }
+    }
+}
