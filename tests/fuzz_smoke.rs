@@ -9,7 +9,7 @@
 //! instrumented build of the crate would add about 8 minutes to a cold CI run
 //! (docs/RESULTS.md, "Fuzzing"). The corpus carries what the campaigns found.
 //!
-//! `TRACR_OPT_FUZZ_SECS` sets the mutation time (default 100 s, shared by the
+//! `TRACR_OPT_FUZZ_SECS` sets the mutation time (default 80 s, shared by the
 //! targets); `TRACR_OPT_FUZZ_REPLAY=FILE` with `TRACR_OPT_FUZZ_TARGET=NAME`
 //! runs one saved input alone.
 
@@ -203,7 +203,7 @@ fn the_committed_corpus_runs_clean() {
 
 #[test]
 fn seeded_mutations_run_clean() {
-    let secs: u64 = std::env::var("TRACR_OPT_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let secs: u64 = std::env::var("TRACR_OPT_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(80);
     let share = Duration::from_secs(secs) / TARGETS.len() as u32;
     for (i, (name, target)) in TARGETS.into_iter().enumerate() {
         let corpus = corpus(name);
