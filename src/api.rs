@@ -333,11 +333,9 @@ impl Plan {
         if inputs.tokens() <= MAX_VERIFY_TOKENS {
             return Ok(());
         }
-        let what = if inputs.exhaustive {
-            format!("all {} inputs", inputs.len())
-        } else {
-            format!("{} random inputs of {} tokens on average", self.samples, max_seq_len.div_ceil(2))
-        };
+        // exhaustive checks hold at most EXHAUSTIVE_TOKEN_LIMIT tokens, under
+        // this budget: only a sample can be over it
+        let what = format!("{} random inputs of {} tokens on average", self.samples, max_seq_len.div_ceil(2));
         let fits = (MAX_VERIFY_TOKENS * 2 / (max_seq_len as u128 + 1)) as usize;
         Err(Error::usage(format!(
             "verifying at max_seq_len {max_seq_len} would check {what}, about {} tokens, over the limit of {MAX_VERIFY_TOKENS}; pass --samples {fits} (or fewer), or --no-verify",

@@ -23,6 +23,7 @@ pub const EXHAUSTIVE_TOKEN_LIMIT: u128 = 10_000_000;
 /// sampled): about 30 s for the smallest model on this project's 2-core
 /// reference machine, more for larger ones. Refused up front beyond it.
 pub const MAX_VERIFY_TOKENS: u128 = 20_000_000;
+const _: () = assert!(EXHAUSTIVE_TOKEN_LIMIT <= MAX_VERIFY_TOKENS, "an exhaustive check always fits the budget");
 
 /// Tokens of input verification holds at once (at least one input).
 pub const BATCH_TOKENS: usize = 1 << 20;
