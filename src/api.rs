@@ -438,6 +438,12 @@ impl Compiled {
             j["optimal"] = info.optimal.into();
             j["stopped_by"] = info.stopped_by.clone().into();
             j["gap"] = info.gap.into();
+            j["gaps"] = info
+                .gaps
+                .iter()
+                .map(|(o, g)| (o.clone(), serde_json::Value::from(*g)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
             j["solve_ms"] = info.solve_ms.into();
             j["objectives"] = info.objectives.clone().into();
             j["solver"] = crate::compiler::alloc::lp::SOLVER.into();

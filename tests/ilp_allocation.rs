@@ -131,9 +131,15 @@ fn emitted_lp_file_describes_the_model() {
     for section in ["Minimize", "Subject To", "Bounds", "Binaries", "Generals", "End"] {
         assert!(text.contains(section), "{section}");
     }
-    // one assignment row per block
+    // step variables (solver-models/layer_allocation.md): a block with k
+    // possible sublayers has k − 1, in order, each row naming declared ones
     let blocks: usize = c.model.meta.layers.iter().map(|l| l.heads.len() + l.mlps.len()).sum();
-    assert_eq!(text.matches("assign_b").count(), blocks);
+    let binaries = text.split("Binaries").nth(1).unwrap().split("Generals").next().unwrap();
+    let steps: Vec<&str> = binaries.split_whitespace().collect();
+    assert!(!steps.is_empty() && steps.iter().all(|v| v.starts_with("y_b")), "{binaries}");
+    let placed: std::collections::BTreeSet<&str> = steps.iter().map(|v| v.split("_s").next().unwrap()).collect();
+    assert!(placed.len() <= blocks && placed.len() > 1, "{placed:?} of {blocks} blocks");
+    assert!(text.contains("prec_b") && text.contains("heads_s") && text.contains("mlp_s"), "{text}");
 }
 
 #[test]

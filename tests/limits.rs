@@ -94,11 +94,26 @@ fn a_custom_predicate_over_too_many_pairs_is_refused_naming_the_selector() {
     assert!(compile(&p, &s, &CompileOptions::default()).is_ok(), "the largest length under the limit compiles");
 }
 
-/// An alternating chain whose allocation model is over the variable limit:
-/// the search keeps Tracr's allocation, says why, and the model verifies.
+/// A long chain whose every block has one place: the model folds to
+/// constants (solver-models/layer_allocation.md, "Formulation"), so it is
+/// solved, however long the chain.
 #[test]
-fn an_allocation_model_over_the_size_limit_keeps_tracrs_allocation_and_says_so() {
-    let n = 1000;
+fn a_long_chain_folds_to_a_model_without_variables_and_is_proven_optimal() {
+    let p = Program::from_rasp("chain.rasp", &chain(1000, 0)).unwrap();
+    let s = p.settings_with(None, None, None).unwrap();
+    let options = CompileOptions { rewrites: false, ..CompileOptions::default() };
+    let compiled = compile(&p, &s, &options).unwrap();
+    let info = compiled.allocation.info.as_ref().unwrap();
+    assert!(info.optimal && info.stopped_by.is_none(), "{info:?}");
+    assert_eq!(compiled.model.config.n_layers, 500, "a chain's allocation is its length");
+    let report = compiled.verify(&VerifyOptions::default()).unwrap();
+    assert!(report.exhaustive && report.ok(), "{report:?}");
+}
+
+/// An alternating chain of `n` s-ops, and `leaves` heads, the i-th reading
+/// the chain's 2i-th s-op, that only the output reads (through a tree of
+/// SequenceMaps), so each can sit in any layer of the chain after it.
+fn chain(n: usize, leaves: usize) -> String {
     let mut text = String::from("x0 = tokens\n");
     for i in 1..n {
         if i % 2 == 1 {
@@ -107,16 +122,42 @@ fn an_allocation_model_over_the_size_limit_keeps_tracrs_allocation_and_says_so()
             text += &format!("x{i} = Aggregate(Select(indices, indices, EQ), x{})\n", i - 1);
         }
     }
-    text += &format!("compile(x{}, vocab={{\"a\", \"b\"}}, max_seq_len=3)\n", n - 1);
-    let p = Program::from_rasp("chain.rasp", &text).unwrap();
+    let mut level: Vec<String> = vec![format!("x{}", n - 1)];
+    for j in 0..leaves {
+        text += &format!("l{j} = Aggregate(Select(indices, indices, EQ), x{})\n", 2 * j);
+        level.push(format!("l{j}"));
+    }
+    let mut k = 0;
+    while level.len() > 1 {
+        let mut next = Vec::new();
+        for pair in level.chunks(2) {
+            if let [a, b] = pair {
+                text += &format!("j{k} = SequenceMap(lambda a, b: a, {a}, {b})\n");
+                next.push(format!("j{k}"));
+                k += 1;
+            } else {
+                next.push(pair[0].clone());
+            }
+        }
+        level = next;
+    }
+    text += &format!("compile({}, vocab={{\"a\", \"b\"}}, max_seq_len=3)\n", level[0]);
+    text
+}
+
+/// A chain with 800 heads each free to sit in any layer after its input:
+/// the allocation model is over the variable limit, so the search keeps
+/// Tracr's allocation, says why, and the model verifies.
+#[test]
+fn an_allocation_model_over_the_size_limit_keeps_tracrs_allocation_and_says_so() {
+    let p = Program::from_rasp("wide.rasp", &chain(1600, 800)).unwrap();
     let s = p.settings_with(None, None, None).unwrap();
-    let options = CompileOptions { rewrites: false, ..CompileOptions::default() };
+    let options = CompileOptions { rewrites: false, max_weights_gb: None, ..CompileOptions::default() };
     let compiled = compile(&p, &s, &options).unwrap();
     let info = compiled.allocation.info.as_ref().unwrap();
     assert!(!info.optimal);
     let why = info.stopped_by.as_deref().unwrap_or_default();
-    assert!(why.contains("variables at 500 layers, over the limit of 1000000"), "{why}");
-    assert_eq!(compiled.model.config.n_layers, 500, "a chain's allocation is its length");
+    assert!(why.contains("variables at") && why.contains("over the limit of 1000000"), "{why}");
     let report = compiled.verify(&VerifyOptions::default()).unwrap();
     assert!(report.exhaustive && report.ok(), "{report:?}");
 }

@@ -7,7 +7,7 @@
 //! (heads), the widest MLP layer, or the padded parameter count is smallest.
 //! Objectives are solved in order, each stage keeping the previous optima.
 
-use super::lp::{Cmp, Lp};
+use super::stage::{self, parity};
 use super::{Allocation, Allocator, SolveInfo};
 use crate::compiler::craft::{Block, BlockKind};
 use crate::compiler::lower::Lowered;
@@ -158,14 +158,14 @@ impl Costs {
 /// positions under any allocation (residual.rs), so the width ILP counts them
 /// together.
 #[derive(Clone, Debug)]
-struct Group {
-    width: usize,
-    embedded: bool,
-    output: bool,
+pub(super) struct Group {
+    pub(super) width: usize,
+    pub(super) embedded: bool,
+    pub(super) output: bool,
     /// Writers that no other writer precedes (the first write is one of them).
-    writers: Vec<usize>,
+    pub(super) writers: Vec<usize>,
     /// Readers that precede no other reader (the last read is one of them).
-    readers: Vec<usize>,
+    pub(super) readers: Vec<usize>,
 }
 
 fn groups_of_directions(uses: &[DirUse], blocks: &[Block]) -> Vec<Group> {
@@ -217,7 +217,7 @@ impl Group {
     /// Held at position `p` (the residual entering sublayer p): written
     /// before p, and not yet erased, which the MLP of the last reader's layer
     /// does: some reader sits in layer ⌊p/2⌋ or later.
-    fn held(&self, sub: &[usize], p: usize) -> bool {
+    pub(super) fn held(&self, sub: &[usize], p: usize) -> bool {
         let present = self.embedded || self.writers.iter().any(|w| sub[*w] < p);
         present && (self.output || self.readers.iter().any(|r| sub[*r] >= 2 * (p / 2)))
     }
@@ -225,13 +225,13 @@ impl Group {
 
 /// The shape an allocation gives.
 #[derive(Clone, Debug, PartialEq)]
-struct Shape {
-    layers: usize,
-    heads: usize,
-    mlp: usize,
+pub(super) struct Shape {
+    pub layers: usize,
+    pub heads: usize,
+    pub mlp: usize,
 }
 
-fn shape(blocks: &[Block], sub: &[usize]) -> Shape {
+pub(super) fn shape(blocks: &[Block], sub: &[usize]) -> Shape {
     let layers = sub.iter().map(|s| s / 2 + 1).max().unwrap_or(0);
     let mut heads = vec![0usize; layers];
     let mut mlp = vec![0usize; layers];
@@ -242,13 +242,6 @@ fn shape(blocks: &[Block], sub: &[usize]) -> Shape {
         }
     }
     Shape { layers, heads: heads.into_iter().max().unwrap_or(0), mlp: mlp.into_iter().max().unwrap_or(0) }
-}
-
-fn parity(b: &Block) -> usize {
-    match b.kind() {
-        BlockKind::Attn => 0,
-        BlockKind::Mlp => 1,
-    }
 }
 
 /// Earliest sublayer of each block (blocks are listed after the blocks they follow).
@@ -262,7 +255,7 @@ pub fn asap(blocks: &[Block]) -> Vec<usize> {
 }
 
 /// Latest sublayer of each block when the model has `layers` layers.
-fn alap(blocks: &[Block], layers: usize) -> Vec<usize> {
+pub(super) fn alap(blocks: &[Block], layers: usize) -> Vec<usize> {
     let last = 2 * layers - 1;
     let mut t: Vec<usize> = blocks.iter().map(|b| if last % 2 == parity(b) { last } else { last - 1 }).collect();
     for i in (0..blocks.len()).rev() {
@@ -299,138 +292,22 @@ fn symmetric_groups(blocks: &[Block], succs: &[Vec<usize>]) -> Vec<Vec<usize>> {
     groups.into_iter().filter(|g| g.len() > 1).collect()
 }
 
-/// The ILP of one stage for a fixed number of layers.
-struct StageModel {
-    lp: Lp,
-    /// Per block: (sublayer, variable) pairs.
-    x: Vec<Vec<(usize, usize)>>,
-    heads: usize,
-    mlp: usize,
-    /// The width variable and, per direction group, one held variable per position.
-    width: Option<(usize, Vec<Vec<usize>>)>,
-}
-
-struct Context<'a> {
-    blocks: &'a [Block],
-    early: Vec<usize>,
-    groups: Vec<Vec<usize>>,
-    costs: Costs,
-    residual: Vec<Group>,
+pub(super) struct Context<'a> {
+    pub blocks: &'a [Block],
+    /// ASAP sublayer of each block.
+    pub early: Vec<usize>,
+    /// Interchangeable blocks (symmetry rows).
+    pub groups: Vec<Vec<usize>>,
+    pub costs: Costs,
+    /// Directions grouped by their first writers and last readers.
+    pub residual: Vec<Group>,
     /// No allocation holds fewer directions at once.
-    width_floor: usize,
+    pub width_floor: usize,
 }
 
 impl<'a> Context<'a> {
-    /// Variables and constraints shared by every stage at `layers` layers;
-    /// `bounds` are previous stages' optima.
-    /// Parameters are priced at residual width `d` (a stage's objectives are
-    /// linear only at a fixed width).
-    fn model(&self, layers: usize, objective: Objective, bounds: &[(Objective, f64)], d: f64) -> StageModel {
-        let blocks = self.blocks;
-        let late = alap(blocks, layers);
-        let mut lp = Lp {
-            comment: format!(
-                "tracr-opt layer allocation: {} blocks, {layers} layers, minimise {}",
-                blocks.len(),
-                objective.name()
-            ),
-            ..Lp::default()
-        };
-        let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
-        let total_width: usize = blocks.iter().map(Block::width).sum();
-        // counting bounds: L layers must hold every head and every hidden unit
-        let (h_lo, m_lo) = width_bounds(blocks, layers);
-        let heads = lp.var("H".into(), h_lo as f64, n_attn as f64, true);
-        let mlp = lp.var("M".into(), m_lo as f64, total_width as f64, true);
-        let mut x: Vec<Vec<(usize, usize)>> = Vec::with_capacity(blocks.len());
-        for (b, _) in blocks.iter().enumerate() {
-            let mut vars = Vec::new();
-            let mut t = self.early[b];
-            while t <= late[b] {
-                vars.push((t, lp.var(format!("x_b{b}_s{t}"), 0.0, 1.0, true)));
-                t += 2;
-            }
-            lp.constrain(format!("assign_b{b}"), vars.iter().map(|(_, v)| (*v, 1.0)).collect(), Cmp::Eq, 1.0);
-            x.push(vars);
-        }
-        // precedence, cumulative: b placed at or before t needs a placed before t
-        for (b, block) in blocks.iter().enumerate() {
-            for a in &block.after {
-                for (t, _) in &x[b] {
-                    let mut terms: Vec<(usize, f64)> =
-                        x[b].iter().filter(|(s, _)| s <= t).map(|(_, v)| (*v, 1.0)).collect();
-                    terms.extend(x[*a].iter().filter(|(s, _)| s < t).map(|(_, v)| (*v, -1.0)));
-                    lp.constrain(format!("prec_b{a}_b{b}_s{t}"), terms, Cmp::Le, 0.0);
-                }
-            }
-        }
-        // capacities: heads per attention sublayer, hidden units per MLP sublayer
-        for t in 0..2 * layers {
-            let mut terms: Vec<(usize, f64)> = Vec::new();
-            for (b, block) in blocks.iter().enumerate() {
-                if let Some((_, v)) = x[b].iter().find(|(s, _)| *s == t) {
-                    let w = if t % 2 == 0 { 1.0 } else { block.width() as f64 };
-                    terms.push((*v, w));
-                }
-            }
-            if terms.is_empty() {
-                continue;
-            }
-            terms.push((if t % 2 == 0 { heads } else { mlp }, -1.0));
-            lp.constrain(format!("{}_s{t}", if t % 2 == 0 { "heads" } else { "mlp" }), terms, Cmp::Le, 0.0);
-        }
-        // symmetry: interchangeable blocks in order
-        for g in &self.groups {
-            for pair in g.windows(2) {
-                let (p, q) = (pair[0], pair[1]);
-                for (t, _) in &x[q] {
-                    let mut terms: Vec<(usize, f64)> =
-                        x[q].iter().filter(|(s, _)| s <= t).map(|(_, v)| (*v, 1.0)).collect();
-                    terms.extend(x[p].iter().filter(|(s, _)| s <= t).map(|(_, v)| (*v, -1.0)));
-                    lp.constrain(format!("sym_b{p}_b{q}_s{t}"), terms, Cmp::Le, 0.0);
-                }
-            }
-        }
-        let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
-        let costs = self.costs.with_d_model(d);
-        let scale = costs.per_head().max(costs.per_mlp_unit());
-        let params_terms = vec![(heads, costs.per_head() / scale), (mlp, costs.per_mlp_unit() / scale)];
-        let width =
-            (objective == Objective::Width || width_bound.is_some()).then(|| self.width_rows(&mut lp, &x, layers));
-        for (o, v) in bounds {
-            match o {
-                Objective::Width => {
-                    let (w, _) = width.as_ref().expect("width rows");
-                    lp.constrain("keep_width".into(), vec![(*w, 1.0)], Cmp::Le, *v + 1e-9)
-                }
-                Objective::Heads => lp.constrain("keep_heads".into(), vec![(heads, 1.0)], Cmp::Le, *v),
-                Objective::Mlp => lp.constrain("keep_mlp".into(), vec![(mlp, 1.0)], Cmp::Le, *v),
-                Objective::Params => lp.constrain("keep_params".into(), params_terms.clone(), Cmp::Le, *v + 1e-9),
-                Objective::Layers => {}
-            }
-        }
-        lp.objective = match objective {
-            Objective::Heads => vec![(heads, 1.0)],
-            Objective::Mlp => vec![(mlp, 1.0)],
-            Objective::Params => params_terms,
-            Objective::Width => vec![(width.as_ref().expect("width rows").0, 1.0)],
-            Objective::Layers => vec![],
-        };
-        StageModel { lp, x, heads, mlp, width }
-    }
-
-    /// How many variables [`Context::model`] makes at `layers` layers
-    /// (the width rows' included when `width`), counted without building it.
-    fn variables(&self, layers: usize, width: bool) -> usize {
-        let late = alap(self.blocks, layers);
-        let placements: usize =
-            self.early.iter().zip(&late).map(|(e, l)| if l >= e { (l - e) / 2 + 1 } else { 0 }).sum();
-        let held = if width { 1 + self.residual.len() * (2 * layers + 1) } else { 0 };
-        2 + placements + held
-    }
-
     /// The d_model an allocation gives.
-    fn d_model(&self, sub: &[usize]) -> f64 {
+    pub(super) fn d_model(&self, sub: &[usize]) -> f64 {
         if self.costs.shared {
             self.width(sub) as f64
         } else {
@@ -444,91 +321,8 @@ impl<'a> Context<'a> {
         bounds.iter().find(|(o, _)| *o == Objective::Width).map_or_else(|| self.d_model(warm), |(_, v)| *v)
     }
 
-    /// The width rows (solver-models/residual_sharing.md): `held[g][p] ≥
-    /// present + later - 1` for each first writer and last reader of group
-    /// g, and `W ≥ Σ_g width_g held[g][p]` at every position p.
-    fn width_rows(&self, lp: &mut Lp, x: &[Vec<(usize, usize)>], layers: usize) -> (usize, Vec<Vec<usize>>) {
-        let total: usize = self.residual.iter().map(|g| g.width).sum();
-        let w = lp.var("W".into(), self.width_floor as f64, total.max(self.width_floor) as f64, false);
-        let mut held = Vec::with_capacity(self.residual.len());
-        for (gi, g) in self.residual.iter().enumerate() {
-            let mut row = Vec::with_capacity(2 * layers + 1);
-            for p in 0..=2 * layers {
-                let v = lp.var(format!("held_g{gi}_p{p}"), 0.0, 1.0, false);
-                // present: a first writer placed before p (constant for embedded)
-                let present: Vec<Vec<(usize, f64)>> = if g.embedded {
-                    vec![vec![]]
-                } else {
-                    g.writers
-                        .iter()
-                        .map(|b| x[*b].iter().filter(|(t, _)| *t < p).map(|(_, v)| (*v, 1.0)).collect())
-                        .filter(|terms: &Vec<(usize, f64)>| !terms.is_empty())
-                        .collect()
-                };
-                // later: a last reader in layer ⌊p/2⌋ or after (constant for the output)
-                let later: Vec<Vec<(usize, f64)>> = if g.output {
-                    vec![vec![]]
-                } else {
-                    g.readers
-                        .iter()
-                        .map(|b| x[*b].iter().filter(|(t, _)| *t >= 2 * (p / 2)).map(|(_, v)| (*v, 1.0)).collect())
-                        .filter(|terms: &Vec<(usize, f64)>| !terms.is_empty())
-                        .collect()
-                };
-                for (i, pr) in present.iter().enumerate() {
-                    for (j, la) in later.iter().enumerate() {
-                        // -held + Σpresent + Σlater ≤ 1 (a constant side counts 1)
-                        let constants = g.embedded as usize + g.output as usize;
-                        let mut terms: Vec<(usize, f64)> = vec![(v, -1.0)];
-                        terms.extend(pr.iter().chain(la).map(|(v, c)| (*v, *c)));
-                        lp.constrain(format!("held_g{gi}_p{p}_{i}_{j}"), terms, Cmp::Le, 1.0 - constants as f64);
-                    }
-                }
-                row.push(v);
-            }
-            held.push(row);
-        }
-        for p in 0..=2 * layers {
-            let mut terms: Vec<(usize, f64)> =
-                self.residual.iter().zip(&held).map(|(g, h)| (h[p], g.width as f64)).collect();
-            terms.push((w, -1.0));
-            lp.constrain(format!("width_p{p}"), terms, Cmp::Le, 0.0);
-        }
-        (w, held)
-    }
-
-    /// A point of the stage model for a given allocation (the warm start).
-    fn point(&self, m: &StageModel, sub: &[usize]) -> Vec<f64> {
-        let mut v = vec![0.0; m.lp.vars.len()];
-        for (b, vars) in m.x.iter().enumerate() {
-            for (t, var) in vars {
-                if *t == sub[b] {
-                    v[*var] = 1.0;
-                }
-            }
-        }
-        let s = shape(self.blocks, sub);
-        v[m.heads] = s.heads as f64;
-        v[m.mlp] = s.mlp as f64;
-        if let Some((w, held)) = &m.width {
-            let mut peak = 0;
-            for p in 0..held.first().map_or(0, Vec::len) {
-                let mut at = 0;
-                for (g, row) in self.residual.iter().zip(held) {
-                    if g.held(sub, p) {
-                        v[row[p]] = 1.0;
-                        at += g.width;
-                    }
-                }
-                peak = peak.max(at);
-            }
-            v[*w] = peak.max(self.width_floor) as f64;
-        }
-        v
-    }
-
     /// Directions held at once, at most (what residual sharing reaches).
-    fn width(&self, sub: &[usize]) -> usize {
+    pub(super) fn width(&self, sub: &[usize]) -> usize {
         let positions = 2 * shape(self.blocks, sub).layers + 1;
         (0..positions)
             .map(|p| self.residual.iter().filter(|g| g.held(sub, p)).map(|g| g.width).sum::<usize>())
@@ -536,14 +330,8 @@ impl<'a> Context<'a> {
             .unwrap_or(0)
     }
 
-    fn read(&self, m: &StageModel, values: &[f64]) -> Vec<usize> {
-        m.x.iter()
-            .map(|vars| vars.iter().max_by(|a, b| values[a.1].total_cmp(&values[b.1])).map(|(t, _)| *t).unwrap())
-            .collect()
-    }
-
     /// Value of an objective for an allocation, in the LP's units (fixed layers).
-    fn lp_value(&self, o: Objective, sub: &[usize], d: f64) -> f64 {
+    pub(super) fn lp_value(&self, o: Objective, sub: &[usize], d: f64) -> f64 {
         let s = shape(self.blocks, sub);
         match o {
             Objective::Layers => s.layers as f64,
@@ -555,6 +343,26 @@ impl<'a> Context<'a> {
                 let scale = costs.per_head().max(costs.per_mlp_unit());
                 (costs.per_head() * s.heads as f64 + costs.per_mlp_unit() * s.mlp as f64) / scale
             }
+        }
+    }
+
+    /// The relative gap of a stage's value to its lower bound (both in the
+    /// model's units), measured on what the objective stands for: the
+    /// dense parameter count for `params`.
+    pub(super) fn gap(&self, o: Objective, value: f64, bound: f64, d: f64, layers: usize) -> f64 {
+        let (value, bound) = match o {
+            Objective::Params => {
+                let costs = self.costs.with_d_model(d);
+                let scale = costs.per_head().max(costs.per_mlp_unit());
+                let full = |v: f64| costs.fixed() + layers as f64 * (costs.per_layer() + v * scale);
+                (full(value), full(bound))
+            }
+            _ => (value, bound),
+        };
+        if value > 0.0 {
+            ((value - bound) / value).max(0.0)
+        } else {
+            0.0
         }
     }
 
@@ -576,6 +384,7 @@ impl Allocator for Ilp {
     fn allocate(&self, program: &Program, lowered: &Lowered, costs: &Costs) -> Result<Allocation> {
         const TIME: &str = "the time limit";
         let start = Instant::now();
+        let deadline = start + std::time::Duration::from_secs_f64(self.time_limit.max(0.0));
         let blocks = &lowered.blocks;
         if blocks.is_empty() {
             return Ok(Allocation { sublayer: vec![], info: Some(SolveInfo::trivial()) });
@@ -603,21 +412,19 @@ impl Allocator for Ilp {
         } else {
             (min_layers..=min_layers + blocks.len()).collect()
         };
-        let deadline = self.time_limit;
-        let mut all_optimal = true;
-        // the first objective a solve could not prove optimal
-        let mut unproven: Option<Objective> = None;
+        let stages: Vec<Objective> = objectives.iter().copied().filter(|o| *o != Objective::Layers).collect();
         let mut stopped_by: Option<String> = None;
         // Tracr's allocation is the incumbent: the result is never worse
         let incumbent = super::heuristic::Heuristic.allocate(program, lowered, costs)?.sublayer;
         let rank_of = |sub: &[usize]| -> Vec<f64> { objectives.iter().map(|o| cx.rank(*o, sub)).collect() };
-        let mut best: Option<(Vec<f64>, Vec<usize>)> = None;
+        // the best allocation, whether its stages were all proven, and each stage's gap
+        let mut best: Option<(Vec<f64>, Vec<usize>, bool, Vec<(Objective, f64)>)> = None;
         let mut emitted = false;
         // the smallest value each objective can take, at any number of layers
         let widest = blocks.iter().map(Block::width).max().unwrap_or(0);
         let any_attn = blocks.iter().any(|b| b.kind() == BlockKind::Attn);
         for &layers in &layer_choices {
-            if let Some((_, best_sub)) = &best {
+            if let Some((_, best_sub, _, _)) = &best {
                 // more layers cannot improve the objectives ranked above layers: stop
                 let b = shape(blocks, best_sub);
                 let settled = objectives.iter().take_while(|o| **o != Objective::Layers).all(|o| match o {
@@ -633,112 +440,97 @@ impl Allocator for Ilp {
                     break;
                 }
             }
-            if start.elapsed().as_secs_f64() > deadline {
-                all_optimal = false;
-                unproven.get_or_insert(objectives[0]);
+            if Instant::now() >= deadline {
                 stopped_by.get_or_insert_with(|| TIME.into());
                 break;
             }
-            let variables = cx.variables(layers, objectives.contains(&Objective::Width));
+            let late = alap(blocks, layers);
+            let full: Vec<(usize, usize)> = early.iter().copied().zip(late).collect();
+            let variables = cx.variables(layers, objectives.contains(&Objective::Width), &full);
             if variables > MAX_ILP_VARIABLES {
-                all_optimal = false;
-                unproven.get_or_insert(objectives[0]);
                 stopped_by.get_or_insert_with(|| {
                     format!("the model's size ({variables} variables at {layers} layers, over the limit of {MAX_ILP_VARIABLES})")
                 });
                 break;
             }
-            // stages at this number of layers, warm-started from ASAP
+            // stages at this number of layers, starting from ASAP
             let mut sub = early.clone();
             let mut bounds: Vec<(Objective, f64)> = Vec::new();
-            for &o in objectives.iter().filter(|o| **o != Objective::Layers) {
-                if start.elapsed().as_secs_f64() > deadline {
-                    all_optimal = false;
-                    unproven.get_or_insert(o);
+            let mut proven = true;
+            let mut gaps: Vec<(Objective, f64)> = Vec::new();
+            for (k, &o) in stages.iter().enumerate() {
+                let now = Instant::now();
+                if now >= deadline {
+                    proven = false;
                     stopped_by.get_or_insert_with(|| TIME.into());
                     break;
                 }
+                // each remaining stage gets an equal share of the time left
+                let share = deadline.saturating_duration_since(now) / (stages.len() - k) as u32;
                 let d = cx.stage_d(&bounds, &sub);
-                let m = cx.model(layers, o, &bounds, d);
-                if !emitted {
-                    if let Some(path) = &self.emit_lp {
-                        crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
-                    }
-                    emitted = true;
-                }
-                let warm = cx.point(&m, &sub);
-                let remaining = deadline - start.elapsed().as_secs_f64();
-                match m.lp.solve_within(Some(&warm), remaining)? {
-                    Some(out) => {
-                        let candidate = cx.read(&m, &out.values);
-                        if validate(blocks, &candidate, layers)
-                            && cx.lp_value(o, &candidate, d) <= cx.lp_value(o, &sub, d) + 1e-9
-                        {
-                            sub = candidate;
-                        }
-                        if !out.optimal {
-                            all_optimal = false;
-                            unproven.get_or_insert(o);
-                            stopped_by.get_or_insert_with(|| TIME.into());
-                        }
-                    }
-                    None => {
-                        all_optimal = false;
-                        unproven.get_or_insert(o);
+                let emit = if emitted { None } else { self.emit_lp.as_deref() };
+                emitted = true;
+                let stage = cx.solve_stage(layers, o, &bounds, d, sub, now + share, emit)?;
+                sub = stage.sub;
+                let value = cx.lp_value(o, &sub, d);
+                if !stage.optimal {
+                    proven = false;
+                    if stage.timed_out {
                         stopped_by.get_or_insert_with(|| TIME.into());
                     }
                 }
-                bounds.push((o, cx.lp_value(o, &sub, d)));
+                gaps.push((o, cx.gap(o, value, stage.bound, d, layers)));
+                bounds.push((o, value));
             }
             let vec = rank_of(&sub);
-            let better = best.as_ref().is_none_or(|(b, _)| lex_less(&vec, b));
+            let better = best.as_ref().is_none_or(|(b, _, _, _)| lex_less(&vec, b));
             if better {
-                best = Some((vec, sub));
+                best = Some((vec, sub, proven && bounds.len() == stages.len(), gaps));
             }
         }
         let incumbent_rank = rank_of(&incumbent);
-        let sub = match best {
-            Some((rank, sub)) if !lex_less(&incumbent_rank, &rank) => sub,
+        let (sub, all_optimal, gaps) = match best {
+            Some((rank, sub, proven, gaps)) if !lex_less(&incumbent_rank, &rank) => {
+                (sub, proven && stopped_by.is_none(), gaps)
+            }
             _ => {
-                all_optimal = false;
-                incumbent
-            }
-        };
-        if !emitted {
-            if let Some(path) = &self.emit_lp {
-                // layers alone: the feasibility model at the optimal layer count
-                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model);
-                crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
-            }
-        }
-        let s = shape(blocks, &sub);
-        // gap of the first objective not proven optimal, against the counting bounds
-        let gap = match (all_optimal, unproven) {
-            (true, _) | (false, None) => 0.0,
-            (false, Some(o)) => {
+                // Tracr's allocation: its gap against the counting bounds
+                let s = shape(blocks, &incumbent);
                 let (h_lo, m_lo) = width_bounds(blocks, s.layers);
+                let o = objectives[0];
                 let (value, lower) = match o {
                     Objective::Layers => (s.layers as f64, min_layers as f64),
                     Objective::Heads => (s.heads as f64, h_lo.max(any_attn as usize) as f64),
                     Objective::Mlp => (s.mlp as f64, m_lo.max(widest) as f64),
                     Objective::Params => (
-                        cx.rank(Objective::Params, &sub),
+                        cx.rank(Objective::Params, &incumbent),
                         floor_costs.params(s.layers, h_lo.max(any_attn as usize), m_lo.max(widest)),
                     ),
-                    Objective::Width => (cx.width(&sub) as f64, cx.width_floor as f64),
+                    Objective::Width => (cx.width(&incumbent) as f64, cx.width_floor as f64),
                 };
-                if value > 0.0 {
-                    ((value - lower) / value).max(0.0)
-                } else {
-                    0.0
-                }
+                let gap = if value > 0.0 { ((value - lower) / value).max(0.0) } else { 0.0 };
+                (incumbent, false, vec![(o, gap)])
             }
         };
+        if !emitted {
+            if let Some(path) = &self.emit_lp {
+                // layers alone: the feasibility model at the optimal layer count
+                let late = alap(blocks, min_layers);
+                let full: Vec<(usize, usize)> = early.iter().copied().zip(late).collect();
+                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model, &full, stage::Scope::Global);
+                crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
+            }
+        }
+        let gap = if all_optimal { 0.0 } else { gaps.iter().map(|(_, g)| *g).fold(0.0, f64::max) };
+        if !all_optimal && stopped_by.is_none() {
+            stopped_by = Some(TIME.into());
+        }
         Ok(Allocation {
             sublayer: sub,
             info: Some(SolveInfo {
                 optimal: all_optimal,
                 gap,
+                gaps: gaps.iter().map(|(o, g)| (o.name().to_string(), if all_optimal { 0.0 } else { *g })).collect(),
                 solve_ms: start.elapsed().as_secs_f64() * 1e3,
                 objectives: objectives.iter().map(|o| o.name().to_string()).collect(),
                 stopped_by: if all_optimal { None } else { stopped_by },
@@ -755,11 +547,45 @@ pub const MAX_ILP_VARIABLES: usize = 1_000_000;
 
 /// Lower bounds on H and M at `layers` layers: ⌈heads / L⌉ and
 /// max(widest block, ⌈total width / L⌉).
-fn width_bounds(blocks: &[Block], layers: usize) -> (usize, usize) {
+pub(super) fn width_bounds(blocks: &[Block], layers: usize) -> (usize, usize) {
     let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
     let total: usize = blocks.iter().map(Block::width).sum();
     let widest = blocks.iter().map(Block::width).max().unwrap_or(0);
     (n_attn.div_ceil(layers.max(1)), widest.max(total.div_ceil(layers.max(1))))
+}
+
+/// Lower bounds on H and M at `layers` layers from every interval of
+/// sublayers: the blocks whose windows lie inside it must fit in its
+/// sublayers of their kind (the energetic bound of cumulative scheduling),
+/// and M is at least the widest block. Never below [`width_bounds`], which
+/// is the interval of the whole model.
+pub(super) fn interval_bounds(blocks: &[Block], early: &[usize], layers: usize) -> (usize, usize) {
+    let late = alap(blocks, layers);
+    let (mut h, mut m) = width_bounds(blocks, layers);
+    for first in 0..layers {
+        // per kind: load of the blocks inside layers first..=last
+        let mut heads = vec![0usize; layers];
+        let mut units = vec![0usize; layers];
+        for (b, block) in blocks.iter().enumerate() {
+            if early[b] / 2 < first {
+                continue;
+            }
+            let last = late[b] / 2;
+            match block.kind() {
+                BlockKind::Attn => heads[last] += 1,
+                BlockKind::Mlp => units[last] += block.width(),
+            }
+        }
+        let (mut hs, mut us) = (0, 0);
+        for last in first..layers {
+            hs += heads[last];
+            us += units[last];
+            let n = last - first + 1;
+            h = h.max(hs.div_ceil(n));
+            m = m.max(us.div_ceil(n));
+        }
+    }
+    (h, m)
 }
 
 /// Lexicographic `a < b` with a tolerance for the LP's floating point.
@@ -767,7 +593,7 @@ fn lex_less(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).find(|(x, y)| (**x - **y).abs() > 1e-9).is_some_and(|(x, y)| x < y)
 }
 
-fn validate(blocks: &[Block], sub: &[usize], layers: usize) -> bool {
+pub(super) fn validate(blocks: &[Block], sub: &[usize], layers: usize) -> bool {
     blocks
         .iter()
         .enumerate()

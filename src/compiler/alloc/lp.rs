@@ -75,6 +75,16 @@ impl Lp {
         self.vars.len() - 1
     }
 
+    /// The same model with every variable continuous: its optimum bounds
+    /// the integer program's from below.
+    pub fn relaxed(&self) -> Lp {
+        let mut lp = self.clone();
+        for v in &mut lp.vars {
+            v.integer = false;
+        }
+        lp
+    }
+
     /// Adds a constraint.
     pub fn constrain(&mut self, name: String, terms: Vec<(usize, f64)>, cmp: Cmp, rhs: f64) {
         self.constraints.push(Constraint { name, terms, cmp, rhs });

@@ -5,6 +5,8 @@
 pub mod heuristic;
 pub mod ilp;
 pub mod lp;
+mod search;
+mod stage;
 
 use super::craft::{Block, BlockKind};
 use super::lower::Lowered;
@@ -17,8 +19,12 @@ pub use ilp::Costs;
 pub struct SolveInfo {
     /// Every objective proven optimal.
     pub optimal: bool,
-    /// Relative gap of the first objective to its lower bound (0 when optimal).
+    /// The largest of `gaps` (0 when optimal).
     pub gap: f64,
+    /// Per objective solved by a stage, in order: the relative gap of its
+    /// value to its lower bound given the values the stages before it kept
+    /// (0 when proven optimal).
+    pub gaps: Vec<(String, f64)>,
     /// Solver time in milliseconds.
     pub solve_ms: f64,
     /// The objectives minimised, in order.
@@ -32,7 +38,7 @@ pub struct SolveInfo {
 impl SolveInfo {
     /// The info of an allocation found without search (proven optimal at once).
     pub fn trivial() -> SolveInfo {
-        SolveInfo { optimal: true, gap: 0.0, solve_ms: 0.0, objectives: vec![], stopped_by: None }
+        SolveInfo { optimal: true, gap: 0.0, gaps: vec![], solve_ms: 0.0, objectives: vec![], stopped_by: None }
     }
 }
 

@@ -1,0 +1,282 @@
+//! Solving one allocation stage (solver-models/layer_allocation.md, "Large
+//! programs"): the whole model by branch and bound; when that is not proven
+//! optimal in its share of the time, a lower bound from the model's LP
+//! relaxation and a search over windows of layers that improves the
+//! allocation while every block outside the window stays where it is.
+//!
+//! microlp proves small models (every bundled program) optimal in
+//! milliseconds, but its branch and bound neither finds good allocations nor
+//! closes the gap on programs of hundreds of s-ops. The LP relaxation of the
+//! step formulation is tight on these models (within a few percent of the
+//! optimum where HiGHS could prove one), and a window of a few layers is a
+//! model microlp solves to optimality in milliseconds.
+
+use super::ilp::{Context, Objective};
+use super::stage::{Scope, StageModel};
+use crate::diagnostic::Result;
+use std::path::Path;
+use std::time::Instant;
+
+/// How one stage ended.
+pub(super) struct Stage {
+    /// The allocation.
+    pub sub: Vec<usize>,
+    /// Proven optimal (given the previous stages' values).
+    pub optimal: bool,
+    /// A lower bound on the objective, in the model's units.
+    pub bound: f64,
+    /// Whether the time ran out.
+    pub timed_out: bool,
+}
+
+/// Most free blocks a window aims at: windows of this size solve to
+/// optimality in milliseconds.
+const WINDOW_BLOCKS: usize = 48;
+/// Models up to this many variables are solved whole (branch and bound,
+/// then their LP relaxation for a bound); larger ones only by parts.
+/// microlp's root LP of a 500-s-op program (59 000 variables) did not
+/// finish in 38 s.
+const FULL_MODEL_VARIABLES: usize = 5_000;
+/// Variables a part of the model for an LP bound aims at.
+const PART_VARIABLES: usize = 2_000;
+/// Seconds a window's solve may take.
+const WINDOW_SECONDS: f64 = 1.0;
+
+impl Context<'_> {
+    /// Solves stage `o` at `layers` layers from the feasible allocation
+    /// `sub`, by `deadline`. `bounds` are the previous stages' values.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn solve_stage(
+        &self,
+        layers: usize,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        sub: Vec<usize>,
+        deadline: Instant,
+        emit_lp: Option<&Path>,
+    ) -> Result<Stage> {
+        let late = super::ilp::alap(self.blocks, layers);
+        let full: Vec<(usize, usize)> = self.early.iter().copied().zip(late.iter().copied()).collect();
+        let m = self.model(layers, o, bounds, d, &full, Scope::Global);
+        if let Some(path) = emit_lp {
+            crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
+        }
+        let mut sub = sub;
+        let left = || deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+        // the whole model, with a sixth of the time, when microlp can take it
+        let mut timed_out = false;
+        let small = m.lp.vars.len() <= FULL_MODEL_VARIABLES;
+        let whole = if small { m.lp.solve_within(Some(&self.point(&m, &sub)), left() / 6.0)? } else { None };
+        match whole {
+            Some(out) => {
+                let candidate = self.read(&m, &out.values);
+                if self.acceptable(o, bounds, &candidate, &sub, d, layers) {
+                    sub = candidate;
+                }
+                if out.optimal {
+                    let value = self.lp_value(o, &sub, d);
+                    return Ok(Stage { sub, optimal: true, bound: value, timed_out: false });
+                }
+            }
+            None => timed_out = small,
+        }
+        // a lower bound from the LP relaxation, then windows until the allocation meets it
+        let bound = self.relaxation_bound(&m, o, layers, &sub, left() / 2.0)?;
+        let value = self.lp_value(o, &sub, d);
+        if value <= bound + 1e-9 {
+            return Ok(Stage { sub, optimal: true, bound, timed_out: false });
+        }
+        let sub = self.improve(layers, o, bounds, d, sub, &full, bound, deadline)?;
+        let value = self.lp_value(o, &sub, d);
+        let optimal = value <= bound + 1e-9;
+        Ok(Stage { sub, optimal, bound, timed_out: timed_out || (!optimal && left() <= 0.0) })
+    }
+
+    /// A lower bound from LP relaxations, by `seconds` from now: the whole
+    /// model's when it is small, else the largest of those of its parts
+    /// over a few consecutive layers (`StageModel::part`), the parts where
+    /// the allocation `sub` peaks first. Each is rounded up where the
+    /// objective is integral; for params, the least H and the least M are
+    /// rounded up too. The counting bounds when no LP finishes in time.
+    fn relaxation_bound(
+        &self,
+        m: &StageModel,
+        o: Objective,
+        layers: usize,
+        sub: &[usize],
+        seconds: f64,
+    ) -> Result<f64> {
+        let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds.max(0.0));
+        let v = &m.lp.vars;
+        let mut bound = match o {
+            Objective::Heads => v[m.heads].lo,
+            Objective::Mlp => v[m.mlp].lo,
+            Objective::Width => m.width.map_or(0.0, |w| v[w].lo),
+            Objective::Params => m.lp.objective.iter().map(|(i, c)| v[*i].lo * c).sum(),
+            Objective::Layers => return Ok(0.0),
+        };
+        let point = self.point(m, sub);
+        let current: f64 = m.lp.objective.iter().map(|(i, c)| point[*i] * c).sum();
+        let span = if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
+            layers
+        } else if o == Objective::Params {
+            // three LPs a part are too many: the interval bounds on H and M stand
+            return Ok(bound);
+        } else {
+            (PART_VARIABLES * layers / m.lp.vars.len()).clamp(1, layers)
+        };
+        // disjoint parts, then the same shifted by half a part
+        let mut parts: Vec<(usize, usize)> =
+            (0..layers).step_by(span).map(|l| (l, (l + span - 1).min(layers - 1))).collect();
+        if span > 1 && span < layers {
+            parts.extend((span / 2..layers).step_by(span).map(|l| (l, (l + span - 1).min(layers - 1))));
+        }
+        // where the allocation peaks first: that is where the bound is decided
+        let local = |(first, last): (usize, usize)| -> f64 {
+            m.peaks
+                .iter()
+                .filter(|(_, _, at)| (first..=last).contains(&(at / 2)))
+                .map(|(var, e, _)| {
+                    e.eval(&point) * m.lp.objective.iter().find(|(i, _)| i == var).map_or(0.0, |(_, c)| *c)
+                })
+                .fold(0.0, f64::max)
+        };
+        parts.sort_by(|a, b| local(*b).total_cmp(&local(*a)).then(a.cmp(b)));
+        for (first, last) in parts {
+            if Instant::now() >= deadline || bound >= current - 1e-9 {
+                break;
+            }
+            let Some((lp, old)) = m.part(first, last) else { continue };
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+            let Some(part) = lp.relaxed().solve_within(None, left)? else { break };
+            if !part.optimal {
+                break;
+            }
+            let objective: f64 = lp.objective.iter().map(|(i, c)| part.values[*i] * c).sum();
+            let rounded = match o {
+                Objective::Params => {
+                    // H ≥ ⌈least H⌉ and M ≥ ⌈least M⌉ in every allocation
+                    let mut floors = 0.0;
+                    for (var, c) in &m.lp.objective {
+                        let Some(k) = old.iter().position(|x| x == var) else { continue };
+                        let mut alone = lp.relaxed();
+                        alone.objective = vec![(k, 1.0)];
+                        let left = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+                        match alone.solve_within(None, left)? {
+                            Some(out) if out.optimal => floors += c * (out.values[k] - 1e-6).ceil(),
+                            _ => floors = f64::NEG_INFINITY,
+                        }
+                    }
+                    (objective - 1e-9).max(floors)
+                }
+                _ => (objective - 1e-6).ceil(),
+            };
+            bound = bound.max(rounded);
+        }
+        Ok(bound)
+    }
+
+    /// Re-solves windows of consecutive layers with every other block fixed,
+    /// sweeping the model until a sweep changes nothing at the largest
+    /// window, the allocation meets `bound`, or the deadline passes.
+    #[allow(clippy::too_many_arguments)]
+    fn improve(
+        &self,
+        layers: usize,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        mut sub: Vec<usize>,
+        full: &[(usize, usize)],
+        bound: f64,
+        deadline: Instant,
+    ) -> Result<Vec<usize>> {
+        let per_layer = self.blocks.len().div_ceil(layers).max(1);
+        let mut span = (WINDOW_BLOCKS / per_layer).clamp(2, layers.max(2));
+        loop {
+            let mut changed = false;
+            let stride = (span / 2).max(1);
+            let mut first = 0;
+            while first < layers {
+                if Instant::now() >= deadline || self.lp_value(o, &sub, d) <= bound + 1e-9 {
+                    return Ok(sub);
+                }
+                let (lo, hi) = (2 * first, 2 * (first + span).min(layers) - 1);
+                let window: Vec<(usize, usize)> = full
+                    .iter()
+                    .zip(&sub)
+                    .map(|(&(e, l), &s)| {
+                        if s < lo || s > hi {
+                            return (s, s);
+                        }
+                        let from = if (lo % 2) == (s % 2) { lo } else { lo + 1 };
+                        let to = if (hi % 2) == (s % 2) { hi } else { hi - 1 };
+                        (e.max(from), l.min(to))
+                    })
+                    .collect();
+                if window.iter().any(|(a, b)| a < b) {
+                    let keep = self.local_bounds(o, bounds, &sub);
+                    let m = self.model(layers, o, &keep, d, &window, Scope::Local);
+                    let warm = self.point(&m, &sub);
+                    let before: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
+                    let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
+                    if let Some(out) = m.lp.solve_within(Some(&warm), seconds)? {
+                        let candidate = self.read(&m, &out.values);
+                        let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+                        if after < before - 1e-9 && self.acceptable(o, bounds, &candidate, &sub, d, layers) {
+                            sub = candidate;
+                            changed = true;
+                        }
+                    }
+                }
+                if first + span >= layers {
+                    break;
+                }
+                first += stride;
+            }
+            if !changed {
+                if span >= layers {
+                    return Ok(sub);
+                }
+                span = (span * 2).min(layers);
+            }
+        }
+    }
+
+    /// What a window must keep: no peak above the allocation's, for the
+    /// stage's objective and every previous one.
+    fn local_bounds(&self, o: Objective, bounds: &[(Objective, f64)], sub: &[usize]) -> Vec<(Objective, f64)> {
+        let s = super::ilp::shape(self.blocks, sub);
+        let mut keep = Vec::new();
+        for objective in bounds.iter().map(|(b, _)| *b).chain([o]) {
+            match objective {
+                Objective::Width => keep.push((Objective::Width, self.width(sub) as f64)),
+                Objective::Heads => keep.push((Objective::Heads, s.heads as f64)),
+                Objective::Mlp => keep.push((Objective::Mlp, s.mlp as f64)),
+                Objective::Params => {
+                    keep.push((Objective::Heads, s.heads as f64));
+                    keep.push((Objective::Mlp, s.mlp as f64));
+                }
+                Objective::Layers => {}
+            }
+        }
+        keep
+    }
+
+    /// A candidate replaces the current allocation when it is valid, keeps
+    /// every previous stage's value and does not raise this stage's.
+    fn acceptable(
+        &self,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        candidate: &[usize],
+        current: &[usize],
+        d: f64,
+        layers: usize,
+    ) -> bool {
+        super::ilp::validate(self.blocks, candidate, layers)
+            && bounds.iter().all(|(b, v)| self.lp_value(*b, candidate, d) <= v + 1e-9)
+            && self.lp_value(o, candidate, d) <= self.lp_value(o, current, d) + 1e-9
+    }
+}

@@ -1,0 +1,455 @@
+//! The ILP of one allocation stage at a fixed number of layers, in step
+//! variables (solver-models/layer_allocation.md, "Formulation").
+//!
+//! Each block b has a window of sublayers of its kind, `lo..=hi`, and one
+//! binary `y_b_t` = "b sits at sublayer t or earlier" for every t in it but
+//! the last (where it is 1). Every quantity the objectives need is a
+//! difference of at most two steps, so each row is short: a model of a
+//! 500-s-op program has a few tens of thousands of nonzeros where the
+//! placement form (`x_b_t`, with cumulative sums in every row) had millions.
+//! Rows whose every term is fixed by the windows fold into constants, which
+//! is also what makes a model with most blocks pinned (the window search in
+//! `search.rs`) small.
+
+use super::ilp::{Context, Objective};
+use super::lp::{Cmp, Lp};
+use crate::compiler::craft::{Block, BlockKind};
+
+/// "Block b at sublayer s or earlier", as the model sees it.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    No,
+    Yes,
+    Var(usize),
+}
+
+/// A linear expression: terms and a constant.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Affine {
+    pub terms: Vec<(usize, f64)>,
+    pub constant: f64,
+}
+
+impl Affine {
+    fn add(&mut self, s: Step, coef: f64) {
+        match s {
+            Step::No => {}
+            Step::Yes => self.constant += coef,
+            Step::Var(v) => self.terms.push((v, coef)),
+        }
+    }
+
+    /// Value at a point.
+    pub fn eval(&self, values: &[f64]) -> f64 {
+        self.constant + self.terms.iter().map(|(v, c)| values[*v] * c).sum::<f64>()
+    }
+}
+
+/// Which rows a model keeps when every term of a capacity or width row is fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// The whole problem: a fixed row still bounds H, M or W from below.
+    Global,
+    /// A window search: the stage variables stand for the peaks of the rows
+    /// the free blocks can change, so fixed rows are left out.
+    Local,
+}
+
+/// One stage's model.
+pub(super) struct StageModel {
+    pub lp: Lp,
+    /// Per block: its window (lowest and highest sublayer, of its kind).
+    pub window: Vec<(usize, usize)>,
+    /// Per block: the step variable of each window sublayer but the last.
+    steps: Vec<Vec<usize>>,
+    pub heads: usize,
+    pub mlp: usize,
+    /// The width variable, when the stage has width rows.
+    pub width: Option<usize>,
+    /// The held variables: (group, position, variable).
+    held: Vec<(usize, usize, usize)>,
+    /// Rows bounding H, M and W: (the variable, the load, the position:
+    /// a sublayer for H and M, a stream position for W).
+    pub peaks: Vec<(usize, Affine, usize)>,
+    /// The constraint index of each peak row.
+    peak_rows: Vec<usize>,
+}
+
+impl StageModel {
+    fn step(&self, b: usize, s: isize) -> Step {
+        step_of(&self.window[b], &self.steps[b], s)
+    }
+}
+
+fn step_of(window: &(usize, usize), steps: &[usize], s: isize) -> Step {
+    let (lo, hi) = *window;
+    if s < lo as isize {
+        Step::No
+    } else if s >= hi as isize {
+        Step::Yes
+    } else {
+        Step::Var(steps[(s as usize - lo) / 2])
+    }
+}
+
+impl Context<'_> {
+    /// The stage model at `layers` layers over the given block windows.
+    /// `bounds` are previous stages' values, kept as upper bounds (in
+    /// `Scope::Local`, as bounds on the window's own peaks, which keeps the
+    /// global values from rising). Parameters are priced at residual width
+    /// `d` (a stage's objectives are linear only at a fixed width).
+    pub(super) fn model(
+        &self,
+        layers: usize,
+        objective: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        window: &[(usize, usize)],
+        scope: Scope,
+    ) -> StageModel {
+        let blocks = self.blocks;
+        let mut lp = Lp {
+            comment: format!(
+                "tracr-opt layer allocation: {} blocks, {layers} layers, minimise {}",
+                blocks.len(),
+                objective.name()
+            ),
+            ..Lp::default()
+        };
+        let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
+        let total_width: usize = blocks.iter().map(Block::width).sum();
+        // counting bounds: L layers must hold every head and every hidden unit
+        let (h_lo, m_lo) = match scope {
+            Scope::Global => super::ilp::interval_bounds(blocks, &self.early, layers),
+            Scope::Local => (0, 0),
+        };
+        let heads = lp.var("H".into(), h_lo as f64, n_attn.max(h_lo) as f64, true);
+        let mlp = lp.var("M".into(), m_lo as f64, total_width.max(m_lo) as f64, true);
+        let mut steps: Vec<Vec<usize>> = Vec::with_capacity(blocks.len());
+        for (b, (lo, hi)) in window.iter().enumerate() {
+            let mut vars = Vec::new();
+            let mut t = *lo;
+            while t < *hi {
+                let v = lp.var(format!("y_b{b}_s{t}"), 0.0, 1.0, true);
+                if let Some(prev) = vars.last() {
+                    // monotone: at or before t implies at or before t + 2
+                    lp.constrain(format!("step_b{b}_s{t}"), vec![(*prev, 1.0), (v, -1.0)], Cmp::Le, 0.0);
+                }
+                vars.push(v);
+                t += 2;
+            }
+            steps.push(vars);
+        }
+        let mut m = StageModel {
+            lp,
+            window: window.to_vec(),
+            steps,
+            heads,
+            mlp,
+            width: None,
+            held: vec![],
+            peaks: vec![],
+            peak_rows: vec![],
+        };
+        // precedence: b at or before t needs a before t
+        for (b, block) in blocks.iter().enumerate() {
+            let (lo, hi) = m.window[b];
+            for a in &block.after {
+                for t in (lo..=hi).step_by(2) {
+                    let mut e = Affine::default();
+                    e.add(m.step(b, t as isize), 1.0);
+                    e.add(m.step(*a, t as isize - 1), -1.0);
+                    constrain_le(&mut m.lp, format!("prec_b{a}_b{b}_s{t}"), e);
+                }
+            }
+        }
+        // symmetry: interchangeable blocks in order (a window search starts
+        // from any allocation, so it leaves them free)
+        if scope == Scope::Global {
+            for g in &self.groups {
+                for pair in g.windows(2) {
+                    let (p, q) = (pair[0], pair[1]);
+                    let (lo, hi) = m.window[q];
+                    for t in (lo..hi).step_by(2) {
+                        let mut e = Affine::default();
+                        e.add(m.step(q, t as isize), 1.0);
+                        e.add(m.step(p, t as isize), -1.0);
+                        constrain_le(&mut m.lp, format!("sym_b{p}_b{q}_s{t}"), e);
+                    }
+                }
+            }
+        }
+        // capacities: heads per attention sublayer, hidden units per MLP sublayer
+        for t in 0..2 * layers {
+            let mut load = Affine::default();
+            for (b, block) in blocks.iter().enumerate() {
+                let (lo, hi) = m.window[b];
+                if t % 2 != parity(block) || t < lo || t > hi {
+                    continue;
+                }
+                let w = if t % 2 == 0 { 1.0 } else { block.width() as f64 };
+                load.add(m.step(b, t as isize), w);
+                load.add(m.step(b, t as isize - 2), -w);
+            }
+            let var = if t % 2 == 0 { heads } else { mlp };
+            m.peak(format!("{}_s{t}", if t % 2 == 0 { "heads" } else { "mlp" }), var, load, t, scope);
+        }
+        let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
+        if objective == Objective::Width || width_bound.is_some() {
+            self.width_rows(&mut m, layers, scope);
+        }
+        let costs = self.costs.with_d_model(d);
+        let scale = costs.per_head().max(costs.per_mlp_unit());
+        let params_terms = vec![(heads, costs.per_head() / scale), (mlp, costs.per_mlp_unit() / scale)];
+        for (o, v) in bounds {
+            match o {
+                Objective::Width => {
+                    let w = m.width.expect("width rows");
+                    m.lp.constrain("keep_width".into(), vec![(w, 1.0)], Cmp::Le, *v + 1e-9)
+                }
+                Objective::Heads => m.lp.constrain("keep_heads".into(), vec![(heads, 1.0)], Cmp::Le, *v),
+                Objective::Mlp => m.lp.constrain("keep_mlp".into(), vec![(mlp, 1.0)], Cmp::Le, *v),
+                Objective::Params if scope == Scope::Global => {
+                    m.lp.constrain("keep_params".into(), params_terms.clone(), Cmp::Le, *v + 1e-9)
+                }
+                // a window keeps H and M at most where they are (the caller's bounds)
+                Objective::Params | Objective::Layers => {}
+            }
+        }
+        m.lp.objective = match objective {
+            Objective::Heads => vec![(heads, 1.0)],
+            Objective::Mlp => vec![(mlp, 1.0)],
+            Objective::Params => params_terms,
+            Objective::Width => vec![(m.width.expect("width rows"), 1.0)],
+            Objective::Layers => vec![],
+        };
+        m
+    }
+
+    /// The width rows (solver-models/residual_sharing.md): `held[g][p] ≥
+    /// present + later − 1` for each first writer and last reader of group
+    /// g, and `W ≥ Σ_g width_g held[g][p]` at every position p. A group
+    /// certainly held at p counts as a constant, one certainly not held is
+    /// left out, so only positions the windows leave open get a variable.
+    fn width_rows(&self, m: &mut StageModel, layers: usize, scope: Scope) {
+        let total: usize = self.residual.iter().map(|g| g.width).sum();
+        let floor = match scope {
+            Scope::Global => self.width_floor,
+            Scope::Local => 0,
+        };
+        let w = m.lp.var("W".into(), floor as f64, total.max(floor) as f64, false);
+        m.width = Some(w);
+        let mut at: Vec<Affine> = vec![Affine::default(); 2 * layers + 1];
+        for (gi, g) in self.residual.iter().enumerate() {
+            for (p, load) in at.iter_mut().enumerate() {
+                // present: a first writer placed before p (1 for embedded)
+                let present: Vec<Step> = if g.embedded {
+                    vec![Step::Yes]
+                } else {
+                    g.writers.iter().map(|a| m.step(*a, p as isize - 1)).collect()
+                };
+                // later: a last reader in layer ⌊p/2⌋ or after (1 for the output);
+                // as "not placed at or before 2⌊p/2⌋ − 1"
+                let placed: Vec<Step> = if g.output {
+                    vec![Step::No]
+                } else {
+                    g.readers.iter().map(|b| m.step(*b, 2 * (p / 2) as isize - 1)).collect()
+                };
+                let surely_present = present.iter().any(|s| matches!(s, Step::Yes));
+                let surely_later = placed.iter().any(|s| matches!(s, Step::No));
+                let never_present = present.iter().all(|s| matches!(s, Step::No));
+                let never_later = placed.iter().all(|s| matches!(s, Step::Yes));
+                if never_present || never_later {
+                    continue;
+                }
+                if surely_present && surely_later {
+                    load.constant += g.width as f64;
+                    continue;
+                }
+                let v = m.lp.var(format!("held_g{gi}_p{p}"), 0.0, 1.0, false);
+                m.held.push((gi, p, v));
+                for (i, pr) in present.iter().enumerate().filter(|(_, s)| !matches!(s, Step::No)) {
+                    for (j, pl) in placed.iter().enumerate().filter(|(_, s)| !matches!(s, Step::Yes)) {
+                        // present + later − 1 ≤ held, later = 1 − placed
+                        let mut e = Affine::default();
+                        e.add(*pr, 1.0);
+                        e.add(*pl, -1.0);
+                        e.terms.push((v, -1.0));
+                        constrain_le(&mut m.lp, format!("held_g{gi}_p{p}_{i}_{j}"), e);
+                    }
+                }
+                load.terms.push((v, g.width as f64));
+            }
+        }
+        for (p, load) in at.into_iter().enumerate() {
+            m.peak(format!("width_p{p}"), w, load, p, scope);
+        }
+    }
+
+    /// A point of the model for a given allocation (a warm start).
+    pub(super) fn point(&self, m: &StageModel, sub: &[usize]) -> Vec<f64> {
+        let mut v = vec![0.0; m.lp.vars.len()];
+        for (b, vars) in m.steps.iter().enumerate() {
+            let lo = m.window[b].0;
+            for (k, var) in vars.iter().enumerate() {
+                v[*var] = (sub[b] <= lo + 2 * k) as u8 as f64;
+            }
+        }
+        for (g, p, var) in &m.held {
+            v[*var] = self.residual[*g].held(sub, *p) as u8 as f64;
+        }
+        // the peaks, from the rows (each the max of what it bounds)
+        for var in [Some(m.heads), Some(m.mlp), m.width].into_iter().flatten() {
+            let peak = m.peaks.iter().filter(|(x, _, _)| *x == var).map(|(_, e, _)| e.eval(&v)).fold(0.0, f64::max);
+            v[var] = peak.max(m.lp.vars[var].lo).round();
+        }
+        v
+    }
+
+    /// The allocation a solution gives.
+    pub(super) fn read(&self, m: &StageModel, values: &[f64]) -> Vec<usize> {
+        (0..self.blocks.len())
+            .map(|b| {
+                let (lo, hi) = m.window[b];
+                m.steps[b].iter().position(|v| values[*v] > 0.5).map_or(hi, |k| lo + 2 * k)
+            })
+            .collect()
+    }
+
+    /// How many variables [`Context::model`] makes over these windows (the
+    /// width rows' included when `width`), counted without building it.
+    pub(super) fn variables(&self, layers: usize, width: bool, window: &[(usize, usize)]) -> usize {
+        let steps: usize = window.iter().map(|(lo, hi)| (hi.saturating_sub(*lo)) / 2).sum();
+        let mut held = 0;
+        if width {
+            let open = |b: usize, s: isize| s >= window[b].0 as isize && s < window[b].1 as isize;
+            for g in &self.residual {
+                for p in 0..=2 * layers {
+                    let pr = !g.embedded && g.writers.iter().any(|a| open(*a, p as isize - 1));
+                    let la = !g.output && g.readers.iter().any(|b| open(*b, 2 * (p / 2) as isize - 1));
+                    held += (pr || la) as usize;
+                }
+            }
+        }
+        3 + steps + held
+    }
+}
+
+impl StageModel {
+    /// `load ≤ var`, or, when the load is fixed, a lower bound on `var`
+    /// (left out in a window search).
+    fn peak(&mut self, name: String, var: usize, mut load: Affine, at: usize, scope: Scope) {
+        if load.terms.is_empty() {
+            if scope == Scope::Global {
+                let lo = &mut self.lp.vars[var].lo;
+                *lo = lo.max(load.constant);
+                let hi = &mut self.lp.vars[var].hi;
+                *hi = hi.max(load.constant);
+            }
+            return;
+        }
+        self.peaks.push((var, load.clone(), at));
+        self.peak_rows.push(self.lp.constraints.len());
+        load.terms.push((var, -1.0));
+        constrain_le(&mut self.lp, name, load);
+    }
+
+    /// A relaxation of the model for a bound from layers `first..=last`:
+    /// their peak rows, the held rows those read, and every other row whose
+    /// variables all occur in them. Leaving rows out only lowers the
+    /// optimum, so the relaxation's LP optimum bounds the whole model's.
+    /// Returns the LP (variables renumbered) and the old index of each of
+    /// its variables; None when no peak row falls in the layers.
+    pub fn part(&self, first: usize, last: usize) -> Option<(Lp, Vec<usize>)> {
+        let n = self.lp.vars.len();
+        let mut used = vec![false; n];
+        let mut keep = vec![false; self.lp.constraints.len()];
+        let mut any = false;
+        for ((_, _, at), row) in self.peaks.iter().zip(&self.peak_rows) {
+            if (first..=last).contains(&(at / 2)) {
+                keep[*row] = true;
+                any = true;
+                for (v, _) in &self.lp.constraints[*row].terms {
+                    used[*v] = true;
+                }
+            }
+        }
+        if !any {
+            return None;
+        }
+        let mut is_held = vec![false; n];
+        for (_, _, v) in &self.held {
+            is_held[*v] = true;
+        }
+        // the held rows of the held variables kept, with the steps they read
+        for (r, c) in self.lp.constraints.iter().enumerate() {
+            if !keep[r] && c.terms.iter().any(|(v, _)| is_held[*v] && used[*v]) {
+                keep[r] = true;
+            }
+        }
+        let mut is_peak = vec![false; self.lp.constraints.len()];
+        for r in &self.peak_rows {
+            is_peak[*r] = true;
+        }
+        for (r, c) in self.lp.constraints.iter().enumerate() {
+            if keep[r] && !is_peak[r] {
+                for (v, _) in &c.terms {
+                    used[*v] = true;
+                }
+            }
+        }
+        for &v in [Some(self.heads), Some(self.mlp), self.width].iter().flatten() {
+            used[v] = true;
+        }
+        for (r, c) in self.lp.constraints.iter().enumerate() {
+            if !keep[r] && c.terms.iter().all(|(v, _)| used[*v]) {
+                keep[r] = true;
+            }
+        }
+        let old: Vec<usize> = (0..n).filter(|v| used[*v]).collect();
+        let mut new = vec![usize::MAX; n];
+        for (i, v) in old.iter().enumerate() {
+            new[*v] = i;
+        }
+        let lp = Lp {
+            vars: old.iter().map(|v| self.lp.vars[*v].clone()).collect(),
+            constraints: self
+                .lp
+                .constraints
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| super::lp::Constraint {
+                    terms: c.terms.iter().map(|(v, k)| (new[*v], *k)).collect(),
+                    ..c.clone()
+                })
+                .collect(),
+            objective: self.lp.objective.iter().map(|(v, k)| (new[*v], *k)).collect(),
+            comment: String::new(),
+        };
+        Some((lp, old))
+    }
+}
+
+/// `e ≤ 0`; a row without variables, or one that holds whatever its 0/1
+/// variables are, is dropped (the windows make it hold).
+fn constrain_le(lp: &mut Lp, name: String, e: Affine) {
+    if e.terms.is_empty() {
+        debug_assert!(e.constant <= 1e-9, "{name} cannot hold: {}", e.constant);
+        return;
+    }
+    // a row of 0/1 variables that holds at every corner is left out
+    let binary = e.terms.iter().all(|(v, _)| lp.vars[*v].lo >= 0.0 && lp.vars[*v].hi <= 1.0);
+    if binary && e.terms.iter().map(|(_, c)| c.max(0.0)).sum::<f64>() + e.constant <= 1e-9 {
+        return;
+    }
+    // 0.0 - c, not -c: a zero right-hand side prints as 0, not -0
+    lp.constrain(name, e.terms, Cmp::Le, 0.0 - e.constant);
+}
+
+pub(super) fn parity(b: &Block) -> usize {
+    match b.kind() {
+        BlockKind::Attn => 0,
+        BlockKind::Mlp => 1,
+    }
+}
