@@ -408,11 +408,13 @@ impl Compiled {
             "layers": c.n_layers,
             "d_model": c.d_model,
             "d_model_lower_bound": m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
+            "d_model_bound_any_allocation": m.meta.residual.as_ref().and_then(|r| r.d_model_bound_any_allocation),
             "rotated": m.meta.rotation.as_ref().map(|r| r.seed),
             "residual": m.meta.residual.as_ref().map(|r| serde_json::json!({
                 "shared": r.shared,
                 "d_model_unshared": r.d_model_unshared,
                 "gap": c.d_model.saturating_sub(r.d_model_lower_bound),
+                "d_model_live_peak": r.d_model_live_peak,
                 "erase_neurons": r.erase_neurons,
                 "free_erasures": r.free_erasures,
             })),
@@ -438,6 +440,12 @@ impl Compiled {
             j["optimal"] = info.optimal.into();
             j["stopped_by"] = info.stopped_by.clone().into();
             j["gap"] = info.gap.into();
+            j["bounds"] = info
+                .bounds
+                .iter()
+                .map(|(o, b)| (o.clone(), serde_json::Value::from(*b)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
             j["gaps"] = info
                 .gaps
                 .iter()

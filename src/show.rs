@@ -423,9 +423,10 @@ fn residual_chart(model: &Model, spans: &Spans, palette: &Palette) -> String {
     let mut s = svg_open(width, height);
     let info = model.meta.residual.as_ref();
     let title = format!(
-        "{}: residual stream, {} dimensions (lower bound {}, {} with one per direction)",
+        "{}: residual stream, {} dimensions ({} {}; {} with one per direction)",
         model.meta.program,
         d,
+        if info.is_some_and(|r| r.shared) { "the least for this allocation:" } else { "residual sharing would reach" },
         info.map_or(d, |r| r.d_model_lower_bound),
         info.map_or(d, |r| r.d_model_unshared)
     );

@@ -261,12 +261,15 @@ fn compile_json_reports_the_residual_width_and_its_lower_bound() {
     let num = |j: &serde_json::Value, k: &str| j[k].as_u64().unwrap_or_else(|| panic!("{k} in {j}"));
     // reverse's last head reads 15 directions while it writes 3 more (see
     // solver-models/residual_sharing.md); Tracr's layout has 31
-    assert_eq!(num(&shared, "d_model_lower_bound"), 15);
+    assert_eq!(num(&shared, "d_model_lower_bound"), 18);
+    assert_eq!(shared["residual"]["d_model_live_peak"], 15);
+    assert_eq!(num(&shared, "d_model_bound_any_allocation"), 18);
     assert_eq!(num(&shared, "d_model"), 18);
-    assert_eq!(shared["residual"]["gap"], 3);
+    assert_eq!(shared["residual"]["gap"], 0);
     assert_eq!(num(&alone, "d_model"), 31);
     assert_eq!(alone["residual"]["shared"], false);
-    assert_eq!(num(&alone, "d_model_lower_bound"), 15);
+    assert_eq!(num(&alone, "d_model_lower_bound"), 18);
+    assert!(alone["d_model_bound_any_allocation"].is_null(), "{alone}");
     // the width objective needs sharing
     let (code, _, err) = tracr_opt(&["compile", "reverse", "--minimise", "layers,width", "--no-share-residual"]);
     assert_eq!(code, 1);

@@ -11,7 +11,11 @@ use common::bundled;
 use ndarray::Array2;
 use std::collections::BTreeMap;
 use tracr_opt::compiler::alloc::heuristic::Heuristic;
-use tracr_opt::compiler::alloc::ilp::{Ilp, Objective};
+use tracr_opt::compiler::alloc::ilp::{Costs, Ilp, Objective};
+use tracr_opt::compiler::alloc::{Allocation, Allocator};
+use tracr_opt::compiler::craft::{Block, BlockKind};
+use tracr_opt::compiler::lower::Lowered;
+use tracr_opt::compiler::residual::{self, DirUse};
 use tracr_opt::compiler::{compile, Compiled, Options};
 use tracr_opt::library::PROGRAMS;
 use tracr_opt::model::forward::Runner;
@@ -118,7 +122,8 @@ fn d_model_is_the_narrowest_liveness_allows_and_reverse_and_dyck_shrink() {
         let info = shared.model.meta.residual.as_ref().unwrap();
         eprintln!("{ctx:28} d_model {d:3} (unshared {d_alone:3}); live peak {live:3}, held peak {held:3}");
         assert!(d <= d_alone, "{ctx}: sharing widened d_model {d_alone} -> {d}");
-        assert_eq!(info.d_model_lower_bound, live, "{ctx}: reported lower bound");
+        assert_eq!(info.d_model_lower_bound, d, "{ctx}: reported lower bound");
+        assert_eq!(info.d_model_live_peak, live, "{ctx}: reported live peak");
         assert_eq!(info.d_model_unshared, d_alone, "{ctx}");
         // no layout is narrower than the live peak; with erasure only in
         // MLPs, none is narrower than the held peak, which sharing reaches
@@ -233,4 +238,79 @@ fn sharing_widens_an_mlp_only_when_dense_params_fall() {
             }
         }
     }
+}
+
+/// The ILP allocator, keeping the blocks and direction uses it was given.
+struct Recording {
+    ilp: Ilp,
+    seen: std::cell::RefCell<Option<(Vec<Block>, Vec<DirUse>)>>,
+}
+
+impl Allocator for Recording {
+    fn name(&self) -> &'static str {
+        self.ilp.name()
+    }
+    fn allocate(&self, p: &Program, lowered: &Lowered, costs: &Costs) -> tracr_opt::diagnostic::Result<Allocation> {
+        *self.seen.borrow_mut() = Some((lowered.blocks.clone(), residual::uses(lowered)));
+        self.ilp.allocate(p, lowered, costs)
+    }
+}
+
+/// The least held peak over every allocation of `blocks` in `layers`
+/// layers, by enumeration (blocks follow the blocks they read).
+fn least_held_peak(blocks: &[Block], uses: &[DirUse], layers: usize) -> (usize, usize) {
+    fn go(b: usize, sub: &mut Vec<usize>, blocks: &[Block], uses: &[DirUse], layers: usize, best: &mut (usize, usize)) {
+        if b == blocks.len() {
+            best.0 = best.0.min(residual::peaks(uses, sub, layers).1);
+            best.1 += 1;
+            return;
+        }
+        let parity = if blocks[b].kind() == BlockKind::Attn { 0 } else { 1 };
+        let after = blocks[b].after.iter().map(|a| sub[*a] + 1).max().unwrap_or(0);
+        for t in (after..2 * layers).filter(|t| t % 2 == parity) {
+            sub.push(t);
+            go(b + 1, sub, blocks, uses, layers, best);
+            sub.pop();
+        }
+    }
+    let mut best = (usize::MAX, 0);
+    go(0, &mut Vec::new(), blocks, uses, layers, &mut best);
+    best
+}
+
+/// The reported bounds, on every bundled program, causal and not, with the
+/// default objectives: `d_model_lower_bound` (the least of any layout of
+/// the allocation) is d_model, and `d_model_bound_any_allocation` is the
+/// least held peak of every allocation with as many layers, found here by
+/// enumerating them all.
+#[test]
+fn d_model_bounds_are_tight_for_the_allocation_and_over_every_allocation() {
+    let mut enumerated = 0;
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let mut s = p.settings.clone().unwrap();
+            s.causal = causal;
+            let ctx = format!("{} causal={causal}", b.name);
+            let ilp = Ilp {
+                objectives: vec![Objective::Layers, Objective::Width, Objective::Params],
+                time_limit: 30.0,
+                emit_lp: None,
+            };
+            let rec = Recording { ilp, seen: Default::default() };
+            let c = compile(&p, &s, &rec, &Options::default()).unwrap();
+            let info = c.model.meta.residual.as_ref().unwrap();
+            let d = c.model.config.d_model;
+            assert_eq!(info.d_model_lower_bound, d, "{ctx}: the least for this allocation");
+            assert!(info.d_model_live_peak <= d, "{ctx}");
+            let any = info.d_model_bound_any_allocation.unwrap_or_else(|| panic!("{ctx}: no bound"));
+            let (blocks, uses) = rec.seen.borrow_mut().take().unwrap();
+            let layers = c.model.config.n_layers;
+            let (least, count) = least_held_peak(&blocks, &uses, layers);
+            enumerated += count;
+            assert_eq!(any, least, "{ctx}: the bound over all {count} allocations of {layers} layers");
+            assert_eq!(any, d, "{ctx}: proven optimal, so the bound is d_model");
+        }
+    }
+    assert!(enumerated > 2 * PROGRAMS.len(), "{enumerated} allocations");
 }

@@ -120,9 +120,19 @@ pub fn summary_text(m: &Model, report: Option<&Report>, compile_ms: f64) -> Stri
         c.d_model,
         match &m.meta.residual {
             Some(r) if r.shared => format!(
-                " (no layout of this allocation is narrower than {}; {} without residual sharing; \
-                 {} MLP neurons only erase dead s-ops)",
-                r.d_model_lower_bound, r.d_model_unshared, r.erase_neurons
+                " ({}{}; {} without residual sharing; {} MLP neurons only erase dead s-ops)",
+                if r.d_model_lower_bound == c.d_model {
+                    "the least for this allocation".to_string()
+                } else {
+                    format!("no layout of this allocation is narrower than {}", r.d_model_lower_bound)
+                },
+                match r.d_model_bound_any_allocation {
+                    Some(b) if b >= c.d_model => format!(" and for every {}-layer allocation", c.n_layers),
+                    Some(b) => format!("; no {}-layer allocation is narrower than {b}", c.n_layers),
+                    None => String::new(),
+                },
+                r.d_model_unshared,
+                r.erase_neurons
             ),
             Some(r) => format!(
                 " (one dimension per direction; residual sharing could reach {})",

@@ -38,8 +38,12 @@ pub struct Shape {
     pub structural_params: Option<usize>,
     /// Compile time in milliseconds.
     pub compile_ms: f64,
-    /// The most residual directions live at once (tracr-opt models only).
+    /// The least d_model of any layout of the model's allocation (tracr-opt
+    /// models only; equals d_model when sharing).
     pub d_model_lower_bound: Option<usize>,
+    /// The least of any allocation with as many layers (the width stage's
+    /// bound; tracr-opt models minimising layers, then width).
+    pub d_model_bound_any_allocation: Option<usize>,
 }
 
 impl Shape {
@@ -61,6 +65,7 @@ impl Shape {
             structural_params: Some(m.structural_params()),
             compile_ms,
             d_model_lower_bound: m.meta.residual.as_ref().map(|r| r.d_model_lower_bound),
+            d_model_bound_any_allocation: m.meta.residual.as_ref().and_then(|r| r.d_model_bound_any_allocation),
         }
     }
 
@@ -76,6 +81,7 @@ impl Shape {
             structural_params: None,
             compile_ms: t.compile_ms,
             d_model_lower_bound: None,
+            d_model_bound_any_allocation: None,
         }
     }
 }

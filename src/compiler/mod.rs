@@ -244,6 +244,9 @@ pub fn compile(
     };
     let (mut model, placement) = assemble(&lowered.blocks, options.factorise, &layout)?;
     model.meta.source = tabulated.source.as_deref().map(str::to_string);
+    if let (Some(r), Some(info)) = (model.meta.residual.as_mut(), &allocation.info) {
+        r.d_model_bound_any_allocation = bound_any_allocation(info, r.shared);
+    }
     model.circuit = Some(circuit::build(&circuit::CircuitInput {
         original: &tabulated,
         compiled: &program,
@@ -304,4 +307,17 @@ fn too_large(p: &Program, settings: &Settings, e: &estimate::Estimate, limit: u6
         gb(e.bytes()).ceil(),
         gb(e.bytes()).ceil(),
     ))
+}
+
+/// The least held peak of any allocation with the model's layer count: the
+/// width stage's bound, when the allocator minimised layers, then width
+/// (with any other order the width stage's bound holds only given the
+/// stages before it).
+fn bound_any_allocation(info: &alloc::SolveInfo, shared: bool) -> Option<usize> {
+    let first_two: Vec<&str> = info.objectives.iter().take(2).map(String::as_str).collect();
+    if !shared || first_two != ["layers", "width"] {
+        return None;
+    }
+    let (_, b) = info.bounds.iter().find(|(o, _)| o == "width")?;
+    Some((b - 1e-6).ceil().max(0.0) as usize)
 }

@@ -241,8 +241,14 @@ pub struct Layout {
     pub occupants: Vec<Vec<Occupant>>,
     /// The erasures, one per direction that hands on its dimension.
     pub erasures: Vec<Erasure>,
-    /// The most directions live at once: no layout of this allocation is narrower.
+    /// The most directions held at once (live, or dead but not yet erasable
+    /// because only an MLP can erase and the last reader was an attention
+    /// sublayer): no layout of this allocation that erases in MLPs is
+    /// narrower, and the shared layout reaches it.
     pub lower_bound: usize,
+    /// The most directions live at once: no layout of this allocation is
+    /// narrower, whatever could erase.
+    pub live_peak: usize,
     /// Dimensions without sharing: one per direction of the lowered program.
     pub unshared_width: usize,
     /// Whether dimensions are reused (false: Tracr's layout).
@@ -267,7 +273,8 @@ impl Layout {
             column: dirs.iter().enumerate().map(|(i, d)| ((*d).clone(), i)).collect(),
             occupants,
             erasures: vec![],
-            lower_bound: peaks(uses, &allocation.sublayer, layers).0,
+            lower_bound: peaks(uses, &allocation.sublayer, layers).1,
+            live_peak: peaks(uses, &allocation.sublayer, layers).0,
             unshared_width: dirs.len(),
             shared: false,
         }
@@ -326,7 +333,8 @@ impl Layout {
             column,
             occupants,
             erasures,
-            lower_bound: peaks(uses, sub, layers).0,
+            lower_bound: peaks(uses, sub, layers).1,
+            live_peak: peaks(uses, sub, layers).0,
             unshared_width: unshared_dirs(lowered, uses).len(),
             shared: true,
         }
@@ -364,6 +372,8 @@ impl Layout {
         crate::model::ResidualInfo {
             shared: self.shared,
             d_model_lower_bound: self.lower_bound,
+            d_model_live_peak: self.live_peak,
+            d_model_bound_any_allocation: None,
             d_model_unshared: self.unshared_width,
             dims: self.occupants.iter().map(|c| c.iter().map(occupant).collect()).collect(),
             erase_neurons: self.erasures.iter().map(|e| e.with.new_neurons()).sum(),

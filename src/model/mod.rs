@@ -139,9 +139,20 @@ pub struct ResidualOccupant {
 pub struct ResidualInfo {
     /// Dimensions are reused once their direction is dead.
     pub shared: bool,
-    /// The most directions live at once under this layer allocation: no
-    /// layout of this allocation has a smaller d_model.
+    /// The most directions held at once under this layer allocation (live,
+    /// or read last by an attention sublayer whose layer's MLP has not yet
+    /// run): no layout of this allocation that erases in MLPs has a smaller
+    /// d_model. Equals d_model when sharing.
     pub d_model_lower_bound: usize,
+    /// The most directions live at once: no layout of this allocation is
+    /// narrower, whatever could erase (0 in models written before it was kept).
+    #[serde(default)]
+    pub d_model_live_peak: usize,
+    /// No allocation with this many layers has a narrower held peak: the
+    /// width stage's proven lower bound (its optimum when proven optimal).
+    /// None unless the allocation minimised `layers`, then `width`.
+    #[serde(default)]
+    pub d_model_bound_any_allocation: Option<usize>,
     /// d_model with one dimension per direction (Tracr's layout).
     pub d_model_unshared: usize,
     /// Per dimension, its directions in time order.

@@ -292,6 +292,16 @@ fn symmetric_groups(blocks: &[Block], succs: &[Vec<usize>]) -> Vec<Vec<usize>> {
     groups.into_iter().filter(|g| g.len() > 1).collect()
 }
 
+/// The best allocation of the layer-count search so far.
+struct Best {
+    rank: Vec<f64>,
+    sub: Vec<usize>,
+    /// Every stage proven optimal.
+    proven: bool,
+    gaps: Vec<(Objective, f64)>,
+    bounds: Vec<(Objective, f64)>,
+}
+
 pub(super) struct Context<'a> {
     pub blocks: &'a [Block],
     /// ASAP sublayer of each block.
@@ -350,19 +360,24 @@ impl<'a> Context<'a> {
     /// model's units), measured on what the objective stands for: the
     /// dense parameter count for `params`.
     pub(super) fn gap(&self, o: Objective, value: f64, bound: f64, d: f64, layers: usize) -> f64 {
-        let (value, bound) = match o {
-            Objective::Params => {
-                let costs = self.costs.with_d_model(d);
-                let scale = costs.per_head().max(costs.per_mlp_unit());
-                let full = |v: f64| costs.fixed() + layers as f64 * (costs.per_layer() + v * scale);
-                (full(value), full(bound))
-            }
-            _ => (value, bound),
-        };
+        let (value, bound) = (self.in_units(o, value, d, layers), self.in_units(o, bound, d, layers));
         if value > 0.0 {
             ((value - bound) / value).max(0.0)
         } else {
             0.0
+        }
+    }
+
+    /// A stage's value or bound in the objective's own units (dense
+    /// parameters for `params`).
+    pub(super) fn in_units(&self, o: Objective, v: f64, d: f64, layers: usize) -> f64 {
+        match o {
+            Objective::Params => {
+                let costs = self.costs.with_d_model(d);
+                let scale = costs.per_head().max(costs.per_mlp_unit());
+                costs.fixed() + layers as f64 * (costs.per_layer() + v * scale)
+            }
+            _ => v,
         }
     }
 
@@ -417,14 +432,14 @@ impl Allocator for Ilp {
         // Tracr's allocation is the incumbent: the result is never worse
         let incumbent = super::heuristic::Heuristic.allocate(program, lowered, costs)?.sublayer;
         let rank_of = |sub: &[usize]| -> Vec<f64> { objectives.iter().map(|o| cx.rank(*o, sub)).collect() };
-        // the best allocation, whether its stages were all proven, and each stage's gap
-        let mut best: Option<(Vec<f64>, Vec<usize>, bool, Vec<(Objective, f64)>)> = None;
+        // the best allocation, whether its stages were all proven, and each stage's gap and bound
+        let mut best: Option<Best> = None;
         let mut emitted = false;
         // the smallest value each objective can take, at any number of layers
         let widest = blocks.iter().map(Block::width).max().unwrap_or(0);
         let any_attn = blocks.iter().any(|b| b.kind() == BlockKind::Attn);
         for &layers in &layer_choices {
-            if let Some((_, best_sub, _, _)) = &best {
+            if let Some(Best { sub: best_sub, .. }) = &best {
                 // more layers cannot improve the objectives ranked above layers: stop
                 let b = shape(blocks, best_sub);
                 let settled = objectives.iter().take_while(|o| **o != Objective::Layers).all(|o| match o {
@@ -458,6 +473,7 @@ impl Allocator for Ilp {
             let mut bounds: Vec<(Objective, f64)> = Vec::new();
             let mut proven = true;
             let mut gaps: Vec<(Objective, f64)> = Vec::new();
+            let mut stage_bounds: Vec<(Objective, f64)> = Vec::new();
             for (k, &o) in stages.iter().enumerate() {
                 let now = Instant::now();
                 if now >= deadline {
@@ -480,18 +496,20 @@ impl Allocator for Ilp {
                     }
                 }
                 gaps.push((o, cx.gap(o, value, stage.bound, d, layers)));
+                stage_bounds.push((o, cx.in_units(o, stage.bound, d, layers)));
                 bounds.push((o, value));
             }
             let vec = rank_of(&sub);
-            let better = best.as_ref().is_none_or(|(b, _, _, _)| lex_less(&vec, b));
+            let better = best.as_ref().is_none_or(|b| lex_less(&vec, &b.rank));
             if better {
-                best = Some((vec, sub, proven && bounds.len() == stages.len(), gaps));
+                let proven = proven && bounds.len() == stages.len();
+                best = Some(Best { rank: vec, sub, proven, gaps, bounds: stage_bounds });
             }
         }
         let incumbent_rank = rank_of(&incumbent);
-        let (sub, all_optimal, gaps) = match best {
-            Some((rank, sub, proven, gaps)) if !lex_less(&incumbent_rank, &rank) => {
-                (sub, proven && stopped_by.is_none(), gaps)
+        let (sub, all_optimal, gaps, stage_bounds) = match best {
+            Some(b) if !lex_less(&incumbent_rank, &b.rank) => {
+                (b.sub, b.proven && stopped_by.is_none(), b.gaps, b.bounds)
             }
             _ => {
                 // Tracr's allocation: its gap against the counting bounds
@@ -509,7 +527,7 @@ impl Allocator for Ilp {
                     Objective::Width => (cx.width(&incumbent) as f64, cx.width_floor as f64),
                 };
                 let gap = if value > 0.0 { ((value - lower) / value).max(0.0) } else { 0.0 };
-                (incumbent, false, vec![(o, gap)])
+                (incumbent, false, vec![(o, gap)], vec![])
             }
         };
         if !emitted {
@@ -531,6 +549,7 @@ impl Allocator for Ilp {
                 optimal: all_optimal,
                 gap,
                 gaps: gaps.iter().map(|(o, g)| (o.name().to_string(), if all_optimal { 0.0 } else { *g })).collect(),
+                bounds: stage_bounds.iter().map(|(o, b)| (o.name().to_string(), *b)).collect(),
                 solve_ms: start.elapsed().as_secs_f64() * 1e3,
                 objectives: objectives.iter().map(|o| o.name().to_string()).collect(),
                 stopped_by: if all_optimal { None } else { stopped_by },

@@ -25,6 +25,10 @@ pub struct SolveInfo {
     /// value to its lower bound given the values the stages before it kept
     /// (0 when proven optimal).
     pub gaps: Vec<(String, f64)>,
+    /// Per objective solved by a stage, in order: its proven lower bound
+    /// (given the stages before it), in its own units: dimensions, heads,
+    /// hidden units, dense parameters. Equal to the value when optimal.
+    pub bounds: Vec<(String, f64)>,
     /// Solver time in milliseconds.
     pub solve_ms: f64,
     /// The objectives minimised, in order.
@@ -38,7 +42,15 @@ pub struct SolveInfo {
 impl SolveInfo {
     /// The info of an allocation found without search (proven optimal at once).
     pub fn trivial() -> SolveInfo {
-        SolveInfo { optimal: true, gap: 0.0, gaps: vec![], solve_ms: 0.0, objectives: vec![], stopped_by: None }
+        SolveInfo {
+            optimal: true,
+            gap: 0.0,
+            gaps: vec![],
+            bounds: vec![],
+            solve_ms: 0.0,
+            objectives: vec![],
+            stopped_by: None,
+        }
     }
 }
 
