@@ -195,6 +195,10 @@ pub struct CompileOptions {
     pub share_heads: bool,
     /// Reuse the residual dimensions of dead s-ops.
     pub share_residual: bool,
+    /// Split an MLP's neurons across the MLP sublayers between its inputs
+    /// and its readers where that narrows the widest MLP (ILP allocator
+    /// only; [`crate::compiler::spread`]).
+    pub spread_neurons: bool,
     /// Turn the residual basis by the random orthogonal rotation of this
     /// seed (exact; for tools that assume a privileged basis). None: the
     /// compiler's basis, one labelled direction per dimension.
@@ -225,6 +229,7 @@ impl Default for CompileOptions {
             rule_tables: true,
             share_heads: true,
             share_residual: true,
+            spread_neurons: true,
             rotate: None,
             max_weights_gb: Some(DEFAULT_MAX_WEIGHTS_GB),
         }
@@ -239,6 +244,7 @@ impl CompileOptions {
             factorise: false,
             rewrites: false,
             share_residual: false,
+            spread_neurons: false,
             ..CompileOptions::default()
         }
     }
@@ -257,6 +263,7 @@ impl CompileOptions {
             rule_tables: self.rewrites && self.rule_tables,
             share_heads: self.rewrites && self.share_heads,
             share_residual: self.share_residual,
+            spread: self.spread_neurons,
             max_weight_bytes: self.max_weights_gb.map(|gb| (gb * 1e9).min(u64::MAX as f64) as u64),
         }
     }
@@ -455,6 +462,17 @@ impl Compiled {
             j["solve_ms"] = info.solve_ms.into();
             j["objectives"] = info.objectives.clone().into();
             j["solver"] = crate::compiler::alloc::lp::SOLVER.into();
+            j["spread"] = match &self.spread {
+                Some(s) => serde_json::json!({
+                    "d_mlp_before": s.d_mlp.0,
+                    "d_mlp_after": s.d_mlp.1,
+                    "split": s.split.iter().map(|(node, parts)| serde_json::json!({
+                        "node": self.compiled_program.nodes[*node].label,
+                        "parts": parts.iter().map(|(layer, neurons)| serde_json::json!({"layer": layer, "neurons": neurons})).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                }),
+                None => serde_json::Value::Null,
+            };
         }
         j
     }

@@ -98,6 +98,7 @@ struct Options {
     rule_tables: Option<bool>,
     share_heads: Option<bool>,
     share_residual: Option<bool>,
+    spread_neurons: Option<bool>,
     rotate: Option<u64>,
     max_weights_gb: Option<f64>,
 }
@@ -127,6 +128,7 @@ impl Options {
             rule_tables: self.rule_tables.unwrap_or(d.rule_tables),
             share_heads: self.share_heads.unwrap_or(d.share_heads),
             share_residual: self.share_residual.unwrap_or(d.share_residual),
+            spread_neurons: self.spread_neurons.unwrap_or(d.spread_neurons),
             rotate: self.rotate,
             max_weights_gb: self.max_weights_gb.or(d.max_weights_gb),
         })

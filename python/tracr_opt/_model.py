@@ -31,6 +31,7 @@ OPTIONS = {
     "rule_tables": "--no-rule-tables",
     "share_heads": "--no-share-heads",
     "share_residual": "--no-share-residual",
+    "spread_neurons": "--no-spread-neurons",
     "rotate": "--rotate",
     "max_weights_gb": "--max-weights-gb",
 }

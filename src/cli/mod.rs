@@ -142,6 +142,10 @@ pub struct ModelArgs {
     /// layout) instead of reusing the dimensions of dead s-ops.
     #[arg(long)]
     pub no_share_residual: bool,
+    /// Keep every MLP block's neurons in one layer (no neuron spreading
+    /// across the MLP sublayers between its inputs and its readers).
+    #[arg(long)]
+    pub no_spread_neurons: bool,
     /// Turn the residual basis by a random orthogonal rotation with this seed
     /// (exact: every read and write turns with it). For testing tools that
     /// assume each dimension holds one feature.
@@ -173,6 +177,7 @@ impl ModelArgs {
             rule_tables: !self.no_rule_tables,
             share_heads: !self.no_share_heads,
             share_residual: !self.no_share_residual,
+            spread_neurons: !self.no_spread_neurons,
             rotate: self.rotate,
             max_weights_gb: Some(self.max_weights_gb),
         })

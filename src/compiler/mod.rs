@@ -11,6 +11,7 @@ pub mod graph;
 pub mod lower;
 pub mod residual;
 pub mod rewrite;
+pub mod spread;
 
 use crate::diagnostic::Result;
 use crate::model::Model;
@@ -34,6 +35,10 @@ pub struct Options {
     pub share_heads: bool,
     /// Residual dimensions reused once their direction is dead (`residual.rs`).
     pub share_residual: bool,
+    /// Split MLP blocks across the MLP sublayers their inputs and readers
+    /// leave free where that narrows the widest MLP (`spread.rs`; ILP
+    /// allocations only).
+    pub spread: bool,
     /// Refuse, before lowering, a program whose model is estimated
     /// (`estimate.rs`) to take more bytes of weights than this. None: no limit.
     pub max_weight_bytes: Option<u64>,
@@ -47,6 +52,7 @@ impl Default for Options {
             rule_tables: true,
             share_heads: true,
             share_residual: true,
+            spread: true,
             max_weight_bytes: None,
         }
     }
@@ -63,6 +69,7 @@ impl Options {
             rule_tables: false,
             share_heads: false,
             share_residual: false,
+            spread: false,
             max_weight_bytes: None,
         }
     }
@@ -91,8 +98,10 @@ pub struct Compiled {
     pub factorise: Option<factorise::Stats>,
     /// What the graph rewrites did, in order.
     pub rewrites: Vec<rewrite::Rewrite>,
-    /// The sublayer of every block.
+    /// The sublayer of every block (after neuron spreading).
     pub allocation: alloc::Allocation,
+    /// What neuron spreading split, when it narrowed the model.
+    pub spread: Option<spread::Spread>,
     /// Which residual dimension each direction took.
     pub layout: residual::Layout,
     /// The program as given, every function tabulated (fast to interpret):
@@ -117,6 +126,8 @@ struct ReferenceParts {
     allocator: &'static str,
     flags: serde_json::Value,
     share_heads: bool,
+    /// The allocation of `lowered`'s blocks (before neuron spreading).
+    allocation: alloc::Allocation,
 }
 
 impl Compiled {
@@ -134,7 +145,7 @@ impl Compiled {
             settings: &parts.settings,
             lowered: &parts.lowered,
             blocks: &parts.lowered.blocks,
-            allocation: &self.allocation,
+            allocation: &parts.allocation,
             layout: &parts.layout,
             allocator: parts.allocator,
             compile_flags: parts.flags.clone(),
@@ -205,10 +216,27 @@ pub fn compile(
         settings.max_seq_len + 1,
         out_width,
         options.share_residual,
+        options.share_heads,
     );
-    let allocation = allocator.allocate(&program, &lowered, &costs)?;
+    let mut allocation = allocator.allocate(&program, &lowered, &costs)?;
     allocation.validate(&lowered.blocks)?;
     lap("allocate", &mut t);
+    // the reference model is assembled from the blocks as lowered, on this allocation
+    let reference_allocation = allocation.clone();
+    let mut spread = None;
+    let mut before_spread = None;
+    if options.spread && allocator.name() == "ilp" {
+        if let Some((spread_lowered, spread_allocation, report)) =
+            spread::spread(&lowered, &allocation, options.share_residual)?
+        {
+            spread_allocation.validate(&spread_lowered.blocks)?;
+            before_spread = Some(std::mem::replace(&mut lowered, spread_lowered).blocks);
+            allocation = spread_allocation;
+            spread = Some(report);
+        }
+        lap("spread", &mut t);
+    }
+    let uses = if spread.is_some() { residual::uses(&lowered) } else { uses };
     let layout = if options.share_residual {
         residual::Layout::shared(&lowered, &uses, &allocation)
     } else {
@@ -227,6 +255,7 @@ pub fn compile(
         "rule_tables": options.rule_tables,
         "share_heads": options.share_heads,
         "share_residual": options.share_residual,
+        "spread_neurons": options.spread,
     });
     let assemble = |blocks: &[craft::Block], factorised: bool, layout: &residual::Layout| {
         assemble::assemble(assemble::AssembleInput {
@@ -258,14 +287,18 @@ pub fn compile(
     }));
     lap("assemble", &mut t);
     // the reference: blocks as lowered, one dimension per direction
-    let reference_parts = if options.factorise || options.share_residual {
-        let layout = residual::Layout::unshared(&lowered, &uses, &allocation);
-        if let Some(blocks) = as_lowered {
+    let reference_parts = if options.factorise || options.share_residual || spread.is_some() {
+        // before factorisation, or else before spreading (indexed as the
+        // allocation was before spreading)
+        if let Some(blocks) = as_lowered.or(before_spread) {
             lowered.blocks = blocks;
         }
+        let uses = residual::uses(&lowered);
+        let layout = residual::Layout::unshared(&lowered, &uses, &reference_allocation);
         Some(ReferenceParts {
             lowered,
             layout,
+            allocation: reference_allocation,
             settings: settings.clone(),
             allocator: allocator.name(),
             flags,
@@ -281,6 +314,7 @@ pub fn compile(
         factorise,
         rewrites,
         allocation,
+        spread,
         layout,
         tabulated,
         compiled_program: program,

@@ -9,7 +9,7 @@
 
 use super::stage::{self, parity};
 use super::{Allocation, Allocator, SolveInfo};
-use crate::compiler::craft::{Block, BlockKind};
+use crate::compiler::craft::{Block, BlockKind, Body};
 use crate::compiler::lower::Lowered;
 use crate::compiler::residual::DirUse;
 use crate::diagnostic::{Error, Result};
@@ -98,6 +98,9 @@ pub struct Costs {
     pub n_ctx: f64,
     /// Unembedding columns.
     pub d_vocab_out: f64,
+    /// Heads of one layer with the same attention pattern become one head
+    /// (assembly's head sharing), so the allocation counts them once.
+    pub share_heads: bool,
 }
 
 impl Costs {
@@ -110,6 +113,7 @@ impl Costs {
         n_ctx: usize,
         d_vocab_out: usize,
         shared: bool,
+        share_heads: bool,
     ) -> Costs {
         Costs {
             d_model: crate::compiler::residual::unshared_dirs(lowered, uses).len() as f64,
@@ -118,6 +122,7 @@ impl Costs {
             d_vocab: d_vocab as f64,
             n_ctx: n_ctx as f64,
             d_vocab_out: d_vocab_out as f64,
+            share_heads,
         }
     }
 
@@ -231,17 +236,43 @@ pub(super) struct Shape {
     pub mlp: usize,
 }
 
-pub(super) fn shape(blocks: &[Block], sub: &[usize]) -> Shape {
+/// `share[b]`: the first head with head b's attention pattern when heads
+/// are shared (assembly merges those of one layer into one head), else b.
+pub(super) fn shape(blocks: &[Block], share: &[usize], sub: &[usize]) -> Shape {
     let layers = sub.iter().map(|s| s / 2 + 1).max().unwrap_or(0);
-    let mut heads = vec![0usize; layers];
+    let mut heads: Vec<Vec<usize>> = vec![Vec::new(); layers];
     let mut mlp = vec![0usize; layers];
-    for (b, s) in blocks.iter().zip(sub) {
-        match b.kind() {
-            BlockKind::Attn => heads[s / 2] += 1,
-            BlockKind::Mlp => mlp[s / 2] += b.width(),
+    for (b, (block, s)) in blocks.iter().zip(sub).enumerate() {
+        match block.kind() {
+            BlockKind::Attn => {
+                if !heads[s / 2].contains(&share[b]) {
+                    heads[s / 2].push(share[b]);
+                }
+            }
+            BlockKind::Mlp => mlp[s / 2] += block.width(),
         }
     }
-    Shape { layers, heads: heads.into_iter().max().unwrap_or(0), mlp: mlp.into_iter().max().unwrap_or(0) }
+    Shape {
+        layers,
+        heads: heads.into_iter().map(|h| h.len()).max().unwrap_or(0),
+        mlp: mlp.into_iter().max().unwrap_or(0),
+    }
+}
+
+/// Per block, the first head with its attention pattern (itself for MLPs
+/// and when heads are not shared): what assembly's head sharing merges.
+pub(super) fn share_groups(blocks: &[Block], share_heads: bool) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..blocks.len()).collect();
+    if !share_heads {
+        return out;
+    }
+    for (b, block) in blocks.iter().enumerate() {
+        let Body::Head(h) = &block.body else { continue };
+        if let Some(first) = (0..b).find(|a| matches!(&blocks[*a].body, Body::Head(g) if g.qk == h.qk)) {
+            out[b] = out[first];
+        }
+    }
+    out
 }
 
 /// Earliest sublayer of each block (blocks are listed after the blocks they follow).
@@ -313,6 +344,8 @@ pub(super) struct Context<'a> {
     pub residual: Vec<Group>,
     /// No allocation holds fewer directions at once.
     pub width_floor: usize,
+    /// Heads merged by head sharing ([`share_groups`]).
+    pub share: Vec<usize>,
 }
 
 impl<'a> Context<'a> {
@@ -333,7 +366,7 @@ impl<'a> Context<'a> {
 
     /// Directions held at once, at most (what residual sharing reaches).
     pub(super) fn width(&self, sub: &[usize]) -> usize {
-        let positions = 2 * shape(self.blocks, sub).layers + 1;
+        let positions = 2 * shape(self.blocks, &self.share, sub).layers + 1;
         (0..positions)
             .map(|p| self.residual.iter().filter(|g| g.held(sub, p)).map(|g| g.width).sum::<usize>())
             .max()
@@ -342,7 +375,7 @@ impl<'a> Context<'a> {
 
     /// Value of an objective for an allocation, in the LP's units (fixed layers).
     pub(super) fn lp_value(&self, o: Objective, sub: &[usize], d: f64) -> f64 {
-        let s = shape(self.blocks, sub);
+        let s = shape(self.blocks, &self.share, sub);
         match o {
             Objective::Layers => s.layers as f64,
             Objective::Heads => s.heads as f64,
@@ -383,7 +416,7 @@ impl<'a> Context<'a> {
 
     /// Value of an objective for ranking allocations with different layer counts.
     fn rank(&self, o: Objective, sub: &[usize]) -> f64 {
-        let s = shape(self.blocks, sub);
+        let s = shape(self.blocks, &self.share, sub);
         match o {
             Objective::Params => self.costs.with_d_model(self.d_model(sub)).params(s.layers, s.heads, s.mlp),
             _ => self.lp_value(o, sub, self.costs.d_model),
@@ -415,7 +448,8 @@ impl Allocator for Ilp {
         let uses = crate::compiler::residual::uses(lowered);
         let residual = groups_of_directions(&uses, blocks);
         let width_floor = width_floor(&uses, blocks);
-        let cx = Context { blocks, early: early.clone(), groups, costs: *costs, residual, width_floor };
+        let share = share_groups(blocks, costs.share_heads);
+        let cx = Context { blocks, early: early.clone(), groups, costs: *costs, residual, width_floor, share };
         let floor_costs = if costs.shared { costs.with_d_model(width_floor as f64) } else { *costs };
         let min_layers = early.iter().map(|t| t / 2 + 1).max().unwrap_or(1);
         let mut objectives = self.objectives.clone();
@@ -441,7 +475,7 @@ impl Allocator for Ilp {
         for &layers in &layer_choices {
             if let Some(Best { sub: best_sub, .. }) = &best {
                 // more layers cannot improve the objectives ranked above layers: stop
-                let b = shape(blocks, best_sub);
+                let b = shape(blocks, &cx.share, best_sub);
                 let settled = objectives.iter().take_while(|o| **o != Objective::Layers).all(|o| match o {
                     Objective::Heads => b.heads <= any_attn as usize,
                     Objective::Mlp => b.mlp <= widest,
@@ -513,8 +547,8 @@ impl Allocator for Ilp {
             }
             _ => {
                 // Tracr's allocation: its gap against the counting bounds
-                let s = shape(blocks, &incumbent);
-                let (h_lo, m_lo) = width_bounds(blocks, s.layers);
+                let s = shape(blocks, &cx.share, &incumbent);
+                let (h_lo, m_lo) = width_bounds(blocks, &cx.share, s.layers);
                 let o = objectives[0];
                 let (value, lower) = match o {
                     Objective::Layers => (s.layers as f64, min_layers as f64),
@@ -564,10 +598,10 @@ impl Allocator for Ilp {
 /// limit building and solving take about 0.5 GB and a few seconds.
 pub const MAX_ILP_VARIABLES: usize = 1_000_000;
 
-/// Lower bounds on H and M at `layers` layers: ⌈heads / L⌉ and
-/// max(widest block, ⌈total width / L⌉).
-pub(super) fn width_bounds(blocks: &[Block], layers: usize) -> (usize, usize) {
-    let n_attn = blocks.iter().filter(|b| b.kind() == BlockKind::Attn).count();
+/// Lower bounds on H and M at `layers` layers: ⌈heads / L⌉ (heads that
+/// share a pattern counted once) and max(widest block, ⌈total width / L⌉).
+pub(super) fn width_bounds(blocks: &[Block], share: &[usize], layers: usize) -> (usize, usize) {
+    let n_attn = blocks.iter().enumerate().filter(|(b, x)| x.kind() == BlockKind::Attn && share[*b] == *b).count();
     let total: usize = blocks.iter().map(Block::width).sum();
     let widest = blocks.iter().map(Block::width).max().unwrap_or(0);
     (n_attn.div_ceil(layers.max(1)), widest.max(total.div_ceil(layers.max(1))))
@@ -578,12 +612,13 @@ pub(super) fn width_bounds(blocks: &[Block], layers: usize) -> (usize, usize) {
 /// sublayers of their kind (the energetic bound of cumulative scheduling),
 /// and M is at least the widest block. Never below [`width_bounds`], which
 /// is the interval of the whole model.
-pub(super) fn interval_bounds(blocks: &[Block], early: &[usize], layers: usize) -> (usize, usize) {
+pub(super) fn interval_bounds(blocks: &[Block], share: &[usize], early: &[usize], layers: usize) -> (usize, usize) {
     let late = alap(blocks, layers);
-    let (mut h, mut m) = width_bounds(blocks, layers);
+    let (mut h, mut m) = width_bounds(blocks, share, layers);
     for first in 0..layers {
-        // per kind: load of the blocks inside layers first..=last
-        let mut heads = vec![0usize; layers];
+        // per kind: load of the blocks inside layers first..=last; heads
+        // that share a pattern count once (they may all share one layer)
+        let mut heads: Vec<Vec<usize>> = vec![Vec::new(); layers];
         let mut units = vec![0usize; layers];
         for (b, block) in blocks.iter().enumerate() {
             if early[b] / 2 < first {
@@ -591,13 +626,18 @@ pub(super) fn interval_bounds(blocks: &[Block], early: &[usize], layers: usize) 
             }
             let last = late[b] / 2;
             match block.kind() {
-                BlockKind::Attn => heads[last] += 1,
+                BlockKind::Attn => heads[last].push(share[b]),
                 BlockKind::Mlp => units[last] += block.width(),
             }
         }
-        let (mut hs, mut us) = (0, 0);
+        let (mut seen, mut hs, mut us) = (Vec::new(), 0usize, 0usize);
         for last in first..layers {
-            hs += heads[last];
+            for g in &heads[last] {
+                if !seen.contains(g) {
+                    seen.push(*g);
+                    hs += 1;
+                }
+            }
             us += units[last];
             let n = last - first + 1;
             h = h.max(hs.div_ceil(n));

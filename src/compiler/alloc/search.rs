@@ -247,7 +247,7 @@ impl Context<'_> {
     /// What a window must keep: no peak above the allocation's, for the
     /// stage's objective and every previous one.
     fn local_bounds(&self, o: Objective, bounds: &[(Objective, f64)], sub: &[usize]) -> Vec<(Objective, f64)> {
-        let s = super::ilp::shape(self.blocks, sub);
+        let s = super::ilp::shape(self.blocks, &self.share, sub);
         let mut keep = Vec::new();
         for objective in bounds.iter().map(|(b, _)| *b).chain([o]) {
             match objective {

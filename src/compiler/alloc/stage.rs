@@ -68,6 +68,9 @@ pub(super) struct StageModel {
     pub width: Option<usize>,
     /// The held variables: (group, position, variable).
     held: Vec<(usize, usize, usize)>,
+    /// Heads that share a pattern, counted once per sublayer: (the heads,
+    /// sublayer, variable), the variable at least each head's placement.
+    merged: Vec<(Vec<usize>, usize, usize)>,
     /// Rows bounding H, M and W: (the variable, the load, the position:
     /// a sublayer for H and M, a stream position for W).
     pub peaks: Vec<(usize, Affine, usize)>,
@@ -120,7 +123,7 @@ impl Context<'_> {
         let total_width: usize = blocks.iter().map(Block::width).sum();
         // counting bounds: L layers must hold every head and every hidden unit
         let (h_lo, m_lo) = match scope {
-            Scope::Global => super::ilp::interval_bounds(blocks, &self.early, layers),
+            Scope::Global => super::ilp::interval_bounds(blocks, &self.share, &self.early, layers),
             Scope::Local => (0, 0),
         };
         let heads = lp.var("H".into(), h_lo as f64, n_attn.max(h_lo) as f64, true);
@@ -148,6 +151,7 @@ impl Context<'_> {
             mlp,
             width: None,
             held: vec![],
+            merged: vec![],
             peaks: vec![],
             peak_rows: vec![],
         };
@@ -179,17 +183,44 @@ impl Context<'_> {
                 }
             }
         }
-        // capacities: heads per attention sublayer, hidden units per MLP sublayer
+        // capacities: heads per attention sublayer (heads that share a
+        // pattern once), hidden units per MLP sublayer
         for t in 0..2 * layers {
             let mut load = Affine::default();
+            let mut merged: Vec<(usize, Vec<(usize, Affine)>)> = Vec::new();
             for (b, block) in blocks.iter().enumerate() {
                 let (lo, hi) = m.window[b];
                 if t % 2 != parity(block) || t < lo || t > hi {
                     continue;
                 }
                 let w = if t % 2 == 0 { 1.0 } else { block.width() as f64 };
-                load.add(m.step(b, t as isize), w);
-                load.add(m.step(b, t as isize - 2), -w);
+                let mut here = Affine::default();
+                here.add(m.step(b, t as isize), w);
+                here.add(m.step(b, t as isize - 2), -w);
+                match merged.iter_mut().find(|(g, _)| *g == self.share[b]) {
+                    Some((_, members)) => members.push((b, here)),
+                    None => merged.push((self.share[b], vec![(b, here)])),
+                }
+            }
+            for (g, members) in merged {
+                if members.len() == 1 || members.iter().any(|(_, e)| e.terms.is_empty() && e.constant >= 1.0) {
+                    if members.len() == 1 {
+                        let (_, e) = &members[0];
+                        load.terms.extend(e.terms.iter().copied());
+                        load.constant += e.constant;
+                    } else {
+                        load.constant += 1.0; // one of them surely here: one head
+                    }
+                    continue;
+                }
+                // u ≥ each head's placement here: one head if any is here
+                let u = m.lp.var(format!("share_g{g}_s{t}"), 0.0, 1.0, false);
+                for (b, mut e) in members.iter().cloned() {
+                    e.terms.push((u, -1.0));
+                    constrain_le(&mut m.lp, format!("share_b{b}_s{t}"), e);
+                }
+                m.merged.push((members.iter().map(|(b, _)| *b).collect(), t, u));
+                load.terms.push((u, 1.0));
             }
             let var = if t % 2 == 0 { heads } else { mlp };
             m.peak(format!("{}_s{t}", if t % 2 == 0 { "heads" } else { "mlp" }), var, load, t, scope);
@@ -297,6 +328,9 @@ impl Context<'_> {
         }
         for (g, p, var) in &m.held {
             v[*var] = self.residual[*g].held(sub, *p) as u8 as f64;
+        }
+        for (heads, t, var) in &m.merged {
+            v[*var] = heads.iter().any(|b| sub[*b] == *t) as u8 as f64;
         }
         // the peaks, from the rows (each the max of what it bounds)
         for var in [Some(m.heads), Some(m.mlp), m.width].into_iter().flatten() {

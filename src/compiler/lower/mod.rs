@@ -101,6 +101,7 @@ pub enum OutputDecoder {
 }
 
 /// The program as blocks on named directions.
+#[derive(Clone)]
 pub struct Lowered {
     /// The blocks, each with the blocks it must follow.
     pub blocks: Vec<Block>,
