@@ -447,18 +447,16 @@ impl Compiled {
             j["optimal"] = info.optimal.into();
             j["stopped_by"] = info.stopped_by.clone().into();
             j["gap"] = info.gap.into();
-            j["bounds"] = info
-                .bounds
-                .iter()
-                .map(|(o, b)| (o.clone(), serde_json::Value::from(*b)))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
-            j["gaps"] = info
-                .gaps
-                .iter()
-                .map(|(o, g)| (o.clone(), serde_json::Value::from(*g)))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
+            // {objective: value} in stage order
+            let by_objective = |pairs: &[(String, f64)]| -> serde_json::Value {
+                pairs
+                    .iter()
+                    .map(|(o, v)| (o.clone(), serde_json::Value::from(*v)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            };
+            j["bounds"] = by_objective(&info.bounds);
+            j["gaps"] = by_objective(&info.gaps);
             j["solve_ms"] = info.solve_ms.into();
             j["objectives"] = info.objectives.clone().into();
             j["solver"] = crate::compiler::alloc::lp::SOLVER.into();

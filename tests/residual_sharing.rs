@@ -100,14 +100,9 @@ fn both(p: &Program, s: &Settings) -> (Compiled, Compiled) {
 /// `check(name, context, settings, shared, unshared)` for every bundled
 /// program, causal and not, under one (heuristic) allocation.
 fn each_program(mut check: impl FnMut(&str, &str, &Settings, &Compiled, &Compiled)) {
-    for b in PROGRAMS {
-        let p = bundled(b.name);
-        for causal in [false, true] {
-            let mut s = p.settings.clone().unwrap();
-            s.causal = causal;
-            let (shared, alone) = both(&p, &s);
-            check(b.name, &format!("{} causal={causal}", b.name), &s, &shared, &alone);
-        }
+    for (name, ctx, p, s) in bundled_causal_and_not() {
+        let (shared, alone) = both(&p, &s);
+        check(name, &ctx, &s, &shared, &alone);
     }
 }
 
@@ -169,26 +164,19 @@ fn every_live_direction_holds_its_exact_value_in_its_shared_dimension() {
 #[test]
 fn the_width_objective_shrinks_dyck_further_and_its_models_verify() {
     let ilp = |o: &[Objective]| Ilp { objectives: o.to_vec(), time_limit: 20.0, emit_lp: None };
-    for b in PROGRAMS {
-        let p = bundled(b.name);
-        for causal in [false, true] {
-            let mut s = p.settings.clone().unwrap();
-            s.causal = causal;
-            let ctx = format!("{} causal={causal}", b.name);
-            let by_params =
-                compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &Options::default()).unwrap();
-            let by_width = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Width]), &Options::default()).unwrap();
-            let info = by_width.allocation.info.as_ref().unwrap();
-            assert!(info.optimal, "{ctx}: width not proven optimal");
-            assert_eq!(by_width.model.config.n_layers, by_params.model.config.n_layers, "{ctx}");
-            assert!(by_width.model.config.d_model <= by_params.model.config.d_model, "{ctx}");
-            if b.name == "shuffle_dyck2" || b.name == "shuffle_dyck3" {
-                assert!(by_width.model.config.d_model < by_params.model.config.d_model, "{ctx}");
-            }
-            let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
-            let r = verify(&by_width.model, &by_width.tabulated, &inputs, exhaustive);
-            assert!(r.ok() && exhaustive, "{ctx}: {} mismatches, e.g. {:?}", r.mismatches, r.examples.first());
+    for (name, ctx, p, s) in bundled_causal_and_not() {
+        let by_params = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Params]), &Options::default()).unwrap();
+        let by_width = compile(&p, &s, &ilp(&[Objective::Layers, Objective::Width]), &Options::default()).unwrap();
+        let info = by_width.allocation.info.as_ref().unwrap();
+        assert!(info.optimal, "{ctx}: width not proven optimal");
+        assert_eq!(by_width.model.config.n_layers, by_params.model.config.n_layers, "{ctx}");
+        assert!(by_width.model.config.d_model <= by_params.model.config.d_model, "{ctx}");
+        if name == "shuffle_dyck2" || name == "shuffle_dyck3" {
+            assert!(by_width.model.config.d_model < by_params.model.config.d_model, "{ctx}");
         }
+        let (inputs, exhaustive) = inputs_for(&s.vocab, s.max_seq_len, &Plan { samples: 0, seed: 0, threads: 0 });
+        let r = verify(&by_width.model, &by_width.tabulated, &inputs, exhaustive);
+        assert!(r.ok() && exhaustive, "{ctx}: {} mismatches, e.g. {:?}", r.mismatches, r.examples.first());
     }
 }
 
@@ -240,6 +228,21 @@ fn sharing_widens_an_mlp_only_when_dense_params_fall() {
     }
 }
 
+/// Every bundled program with its settings, bidirectional and causal, and
+/// "name causal=…" to name it.
+fn bundled_causal_and_not() -> Vec<(&'static str, String, Program, Settings)> {
+    let mut out = Vec::new();
+    for b in PROGRAMS {
+        let p = bundled(b.name);
+        for causal in [false, true] {
+            let mut s = p.settings.clone().unwrap();
+            s.causal = causal;
+            out.push((b.name, format!("{} causal={causal}", b.name), p.clone(), s));
+        }
+    }
+    out
+}
+
 /// The ILP allocator, keeping the blocks and direction uses it was given.
 struct Recording {
     ilp: Ilp,
@@ -286,31 +289,25 @@ fn least_held_peak(blocks: &[Block], uses: &[DirUse], layers: usize) -> (usize, 
 #[test]
 fn d_model_bounds_are_tight_for_the_allocation_and_over_every_allocation() {
     let mut enumerated = 0;
-    for b in PROGRAMS {
-        let p = bundled(b.name);
-        for causal in [false, true] {
-            let mut s = p.settings.clone().unwrap();
-            s.causal = causal;
-            let ctx = format!("{} causal={causal}", b.name);
-            let ilp = Ilp {
-                objectives: vec![Objective::Layers, Objective::Width, Objective::Params],
-                time_limit: 30.0,
-                emit_lp: None,
-            };
-            let rec = Recording { ilp, seen: Default::default() };
-            let c = compile(&p, &s, &rec, &Options::default()).unwrap();
-            let info = c.model.meta.residual.as_ref().unwrap();
-            let d = c.model.config.d_model;
-            assert_eq!(info.d_model_lower_bound, d, "{ctx}: the least for this allocation");
-            assert!(info.d_model_live_peak <= d, "{ctx}");
-            let any = info.d_model_bound_any_allocation.unwrap_or_else(|| panic!("{ctx}: no bound"));
-            let (blocks, uses) = rec.seen.borrow_mut().take().unwrap();
-            let layers = c.model.config.n_layers;
-            let (least, count) = least_held_peak(&blocks, &uses, layers);
-            enumerated += count;
-            assert_eq!(any, least, "{ctx}: the bound over all {count} allocations of {layers} layers");
-            assert_eq!(any, d, "{ctx}: proven optimal, so the bound is d_model");
-        }
+    for (_, ctx, p, s) in bundled_causal_and_not() {
+        let ilp = Ilp {
+            objectives: vec![Objective::Layers, Objective::Width, Objective::Params],
+            time_limit: 30.0,
+            emit_lp: None,
+        };
+        let rec = Recording { ilp, seen: Default::default() };
+        let c = compile(&p, &s, &rec, &Options::default()).unwrap();
+        let info = c.model.meta.residual.as_ref().unwrap();
+        let d = c.model.config.d_model;
+        assert_eq!(info.d_model_lower_bound, d, "{ctx}: the least for this allocation");
+        assert!(info.d_model_live_peak <= d, "{ctx}");
+        let any = info.d_model_bound_any_allocation.unwrap_or_else(|| panic!("{ctx}: no bound"));
+        let (blocks, uses) = rec.seen.borrow_mut().take().unwrap();
+        let layers = c.model.config.n_layers;
+        let (least, count) = least_held_peak(&blocks, &uses, layers);
+        enumerated += count;
+        assert_eq!(any, least, "{ctx}: the bound over all {count} allocations of {layers} layers");
+        assert_eq!(any, d, "{ctx}: proven optimal, so the bound is d_model");
     }
     assert!(enumerated > 2 * PROGRAMS.len(), "{enumerated} allocations");
 }

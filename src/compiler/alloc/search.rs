@@ -75,8 +75,12 @@ impl Context<'_> {
                     sub = candidate;
                 }
                 if out.optimal {
+                    // the solver's optimum is the least value; the allocation
+                    // kept is proven optimal when it reaches it
+                    let least: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
                     let value = self.lp_value(o, &sub, d);
-                    return Ok(Stage { sub, optimal: true, bound: value, timed_out: false });
+                    let optimal = value <= least + 1e-6;
+                    return Ok(Stage { sub, optimal, bound: least.min(value), timed_out: false });
                 }
             }
             None => timed_out = small,
