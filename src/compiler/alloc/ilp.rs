@@ -574,9 +574,6 @@ impl Allocator for Ilp {
             }
         }
         let gap = if all_optimal { 0.0 } else { gaps.iter().map(|(_, g)| *g).fold(0.0, f64::max) };
-        if !all_optimal && stopped_by.is_none() {
-            stopped_by = Some(TIME.into());
-        }
         Ok(Allocation {
             sublayer: sub,
             info: Some(SolveInfo {
