@@ -6,10 +6,12 @@
 //!
 //! microlp proves small models (every bundled program) optimal in
 //! milliseconds, but its branch and bound neither finds good allocations nor
-//! closes the gap on programs of hundreds of s-ops. The LP relaxation of the
-//! step formulation is tight on these models (within a few percent of the
-//! optimum where HiGHS could prove one), and a window of a few layers is a
-//! model microlp solves to optimality in milliseconds.
+//! closes the gap on programs of hundreds of s-ops. For the width the LP
+//! relaxation of the step formulation is within 1–2 % of the optimum where
+//! HiGHS could prove one, and a width window of a few layers solves in
+//! milliseconds. For params the relaxation is looser (MLP blocks pack
+//! badly: about 10 % at 200 s-ops) and windows often use their whole second
+//! (docs/RESULTS.md, "ILP scaling").
 
 use super::ilp::{Context, Objective};
 use super::stage::{Scope, StageModel};
@@ -29,8 +31,8 @@ pub(super) struct Stage {
     pub timed_out: bool,
 }
 
-/// Most free blocks a window aims at: windows of this size solve to
-/// optimality in milliseconds.
+/// Most free blocks a window aims at (16, 24 and 32 were worse at 200
+/// s-ops: more windows, each improving less).
 const WINDOW_BLOCKS: usize = 48;
 /// Models up to this many variables are solved whole (branch and bound,
 /// then their LP relaxation for a bound); larger ones only by parts.
@@ -102,7 +104,8 @@ impl Context<'_> {
     /// over a few consecutive layers (`StageModel::part`), the parts where
     /// the allocation `sub` peaks first. Each is rounded up where the
     /// objective is integral; for params, the least H and the least M are
-    /// rounded up too. The counting bounds when no LP finishes in time.
+    /// rounded up too. Without an LP in time, the variables' own lower
+    /// bounds (the interval bounds on H and M, the width floor).
     fn relaxation_bound(
         &self,
         m: &StageModel,
