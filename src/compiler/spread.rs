@@ -167,6 +167,14 @@ pub fn spread(
         .iter()
         .map(|ps| ps.iter().map(|(t, n, _)| (*t, out.values[*n].round() as usize)).filter(|(_, k)| *k > 0).collect())
         .collect();
+    // every neuron placed once (the solver's integers, rounded)
+    let whole = split
+        .iter()
+        .enumerate()
+        .all(|(b, ps)| ps.is_empty() || ps.iter().map(|(_, k)| k).sum::<usize>() == blocks[b].width());
+    if !whole {
+        return Ok(None);
+    }
     // the split model, checked against the one it replaces
     let before_layout = layout_of(lowered, allocation);
     let before = d_mlp(&lowered.blocks, &allocation.sublayer, &before_layout, layers);
