@@ -153,3 +153,22 @@ fn generated_programs_load_at_the_requested_size() {
         assert!(sops >= n, "{sops} s-ops for n = {n}");
     }
 }
+
+/// A program too large for the whole model to be proven in the time given:
+/// its allocation comes from the LP bound and the window search
+/// (solver-models/layer_allocation.md, "Large programs"), and the model it
+/// gives is exact on every input.
+#[test]
+fn allocations_from_the_window_search_verify_exhaustively() {
+    use tracr_opt::VerifyOptions;
+    let text = tracr_opt::library::random::random_program_text(100, 2);
+    let p = tracr_opt::Program::from_rasp("random100_2.rasp", &text).unwrap();
+    let s = p.settings.clone().unwrap();
+    let options = tracr_opt::CompileOptions { time_limit_secs: 4.0, ..tracr_opt::CompileOptions::default() };
+    let c = tracr_opt::compile(&p, &s, &options).unwrap();
+    let info = c.allocation.info.as_ref().unwrap();
+    assert!(!info.optimal, "{info:?}");
+    assert_eq!(info.gaps.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(), ["width", "params"], "{info:?}");
+    let r = c.verify(&VerifyOptions::default()).unwrap();
+    assert!(r.exhaustive && r.ok() && r.inputs == 3905, "{r:?}");
+}

@@ -52,7 +52,7 @@ fn share<'b>(blocks: &'b [Block], attn: &[usize], enabled: bool, factorise: bool
     let mut out: Vec<(Vec<usize>, Cow<Head>)> = Vec::new();
     for bi in attn {
         let Body::Head(h) = &blocks[*bi].body else { unreachable!() };
-        match out.iter_mut().find(|(_, o)| enabled && o.qk == h.qk) {
+        match out.iter_mut().find(|(_, o)| enabled && o.same_pattern(h)) {
             Some((members, o)) => {
                 members.push(*bi);
                 let o = o.to_mut();

@@ -235,6 +235,13 @@ pub struct HeadLayout {
 }
 
 impl Head {
+    /// Same attention pattern (the same W_QK): heads of one layer with the
+    /// same pattern are assembled as one head (assembly's head sharing),
+    /// and the allocation ILP counts them once.
+    pub fn same_pattern(&self, other: &Head) -> bool {
+        self.qk == other.qk
+    }
+
     /// The bilinear score of two sparse residual vectors.
     pub fn score(&self, q: &DirVec, k: &DirVec) -> f64 {
         let mut total = 0.0;

@@ -268,7 +268,8 @@ pub(super) fn share_groups(blocks: &[Block], share_heads: bool) -> Vec<usize> {
     }
     for (b, block) in blocks.iter().enumerate() {
         let Body::Head(h) = &block.body else { continue };
-        if let Some(first) = (0..b).find(|a| matches!(&blocks[*a].body, Body::Head(g) if g.qk == h.qk)) {
+        let same = |a: &usize| matches!(&blocks[*a].body, Body::Head(g) if g.same_pattern(h));
+        if let Some(first) = (0..b).find(same) {
             out[b] = out[first];
         }
     }
