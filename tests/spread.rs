@@ -8,11 +8,11 @@ use tracr_opt::{compile, CompileOptions, Program, VerifyOptions};
 
 #[test]
 fn spreading_an_mlp_across_layers_narrows_the_model_and_stays_exact() {
-    let p = Program::from_rasp("random10_5.rasp", &random_program_text(10, 5)).unwrap();
+    let p = Program::from_rasp("random10_208.rasp", &random_program_text(10, 208)).unwrap();
     let s = p.settings.clone().unwrap();
     let spread = compile(&p, &s, &CompileOptions::default()).unwrap();
     let kept = compile(&p, &s, &CompileOptions { spread_neurons: false, ..CompileOptions::default() }).unwrap();
-    let report = spread.spread.as_ref().expect("spreading fires on random10_5");
+    let report = spread.spread.as_ref().expect("spreading fires on random10_208");
     assert!(kept.spread.is_none());
     // the same allocation otherwise: the same layers, and d_mlp as reported
     assert_eq!(spread.model.config.n_layers, kept.model.config.n_layers);

@@ -45,14 +45,20 @@ pub struct AssembleInput<'a> {
 }
 
 /// Heads of one layer with identical W_QK attend identically: one head can
-/// write all their outputs (their W_OV write disjoint directions). Returns the
-/// layer's heads as (blocks merged, head).
+/// write all their outputs (their W_OV write disjoint directions). Heads of
+/// one share group (`share_groups`: same pattern, W_OV widths that fit the
+/// widest head) merge. Returns the layer's heads as (blocks merged, head).
 /// A head is copied only when another joins it.
-fn share<'b>(blocks: &'b [Block], attn: &[usize], enabled: bool, factorise: bool) -> Vec<(Vec<usize>, Cow<'b, Head>)> {
+fn share<'b>(
+    blocks: &'b [Block],
+    attn: &[usize],
+    group: &[usize],
+    factorise: bool,
+) -> Vec<(Vec<usize>, Cow<'b, Head>)> {
     let mut out: Vec<(Vec<usize>, Cow<Head>)> = Vec::new();
     for bi in attn {
         let Body::Head(h) = &blocks[*bi].body else { unreachable!() };
-        match out.iter_mut().find(|(_, o)| enabled && o.same_pattern(h)) {
+        match out.iter_mut().find(|(members, _)| group[members[0]] == group[*bi]) {
             Some((members, o)) => {
                 members.push(*bi);
                 let o = o.to_mut();
@@ -148,8 +154,8 @@ pub fn assemble(inp: AssembleInput) -> Result<(Model, Placement)> {
             mlp[s / 2].push(i);
         }
     }
-    let heads: Vec<Vec<(Vec<usize>, Cow<Head>)>> =
-        attn.iter().map(|a| share(blocks, a, share_heads, factorise)).collect();
+    let group = super::alloc::ilp::share_groups(blocks, share_heads);
+    let heads: Vec<Vec<(Vec<usize>, Cow<Head>)>> = attn.iter().map(|a| share(blocks, a, &group, factorise)).collect();
     let n_heads = heads.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let d_head = heads.iter().flatten().map(|(_, h)| h.width()).max().unwrap_or(0).max(1);
     // per layer, its erasures by index in the layout

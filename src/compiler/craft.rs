@@ -294,6 +294,16 @@ impl Head {
         }
     }
 
+    /// Head dimensions W_OV needs: its factor's rank, or one per output
+    /// written in Tracr's layout. Heads merged by head sharing need at most
+    /// the sum of theirs.
+    pub fn ov_width(&self) -> usize {
+        match &self.layout {
+            Some(l) => l.ov.rank(),
+            None => self.ov.iter().map(|(_, o, _)| o).collect::<std::collections::HashSet<&Dir>>().len(),
+        }
+    }
+
     /// W_QK as (query direction, key direction, weight) triplets.
     pub fn qk_triplets(&self) -> Vec<(Dir, Dir, f64)> {
         self.qk_entries().map(|(q, k, w)| (q.clone(), k.clone(), w)).collect()

@@ -284,10 +284,34 @@ impl Layout {
     /// first position (optimal: the dimensions used equal the most directions
     /// held at once), then an erasure for every direction that hands its
     /// dimension on, in the layer where it costs least.
+    ///
+    /// When the allocator priced the erasures (`Allocation::erase`), each
+    /// direction holds its dimension until the layer it scheduled (to the
+    /// end when none), and a direction that hands its dimension on is erased
+    /// there; the MLP widths are then at most what the allocator priced. A
+    /// schedule that would widen the stream past the held peak, or erase
+    /// before the last read, is not followed (an allocator bug; the layout
+    /// stays exact either way).
     pub fn shared(lowered: &Lowered, uses: &[DirUse], allocation: &Allocation) -> Layout {
         let layers = allocation.n_layers();
         let sub = &allocation.sublayer;
         let mut items: Vec<(Span, &DirUse)> = uses.iter().filter_map(|u| Some((span(u, sub, layers)?, u))).collect();
+        let schedule = allocation.erase.as_ref().filter(|erase| {
+            let mut held = vec![0usize; 2 * layers + 1];
+            let valid = items.iter().all(|(s, u)| match (u.output, erase.get(&u.dir)) {
+                (false, Some(l)) => s.last_read.is_some_and(|r| r <= 2 * l + 1) && 2 * l + 1 <= 2 * layers,
+                _ => true,
+            });
+            for (s, u) in &items {
+                (s.first..=scheduled_last(s, u, erase, layers)).for_each(|p| held[p] += 1);
+            }
+            valid && held.into_iter().max().unwrap_or(0) <= peaks(uses, sub, layers).1
+        });
+        if let Some(erase) = schedule {
+            for (s, u) in items.iter_mut() {
+                s.held_last = scheduled_last(s, u, erase, layers);
+            }
+        }
         items.sort_by(|(a, u), (b, v)| a.first.cmp(&b.first).then_with(|| u.dir.cmp(&v.dir)));
         let by_dir: BTreeMap<&Dir, &DirUse> = uses.iter().map(|u| (&u.dir, u)).collect();
         let mut width = vec![0usize; layers];
@@ -307,7 +331,11 @@ impl Layout {
                 .filter(|c| held_until[*c] < s.first)
                 .map(|c| {
                     let prev = occupants[c].last().expect("a dimension has a direction");
-                    let e = erasure(&existing, by_dir[&prev.dir], &prev.span.expect("shared: needed"), s, &width);
+                    let d = by_dir[&prev.dir];
+                    let e = match schedule.and_then(|erase| erase.get(&d.dir)) {
+                        Some(l) => scheduled_erasure(&existing, d, *l),
+                        None => erasure(&existing, d, &prev.span.expect("shared: needed"), s, &width),
+                    };
                     let n = e.with.new_neurons();
                     ((width[e.layer] + n).saturating_sub(widest), n, c, e)
                 })
@@ -400,6 +428,25 @@ pub fn read_name(s: &Span) -> String {
     }
 }
 
+/// The last position `u` holds its dimension under an erasure schedule:
+/// the MLP of its scheduled layer, else the end (the output's span is kept).
+fn scheduled_last(s: &Span, u: &DirUse, erase: &BTreeMap<Dir, usize>, layers: usize) -> usize {
+    if u.output {
+        return s.held_last;
+    }
+    erase.get(&u.dir).map_or(2 * layers, |l| (2 * l + 1).min(2 * layers))
+}
+
+/// `d` erased in the MLP of `layer`, as the allocator scheduled it.
+fn scheduled_erasure(existing: &BTreeMap<(usize, Dir), EraseWith>, d: &DirUse, layer: usize) -> Erasure {
+    let with = match existing.get(&(layer, d.dir.clone())) {
+        Some(w) if d.nonneg => *w,
+        _ if d.nonneg => EraseWith::Relu,
+        _ => EraseWith::ReluPair,
+    };
+    Erasure { layer, dir: d.dir.clone(), with }
+}
+
 /// Where and how `d` is erased before `next` takes its dimension: in an MLP
 /// from its last reader's layer to the last one before `next` is written. A
 /// neuron that already computes it if there is one, else new neurons in the
@@ -422,15 +469,28 @@ fn erasure(
     Erasure { layer, dir: d.dir.clone(), with }
 }
 
-/// Per (layer, direction): a neuron of that layer's MLP that equals
-/// relu(x[d]) = x[d] (`d` never negative) away from BOS and 0 at BOS, where
-/// `d` is 0 (the BOS gate). Its input is `d` with weight 1 and non-positive
-/// weights on tokens:BOS, nothing else. The first such neuron in block order.
+/// Per (layer, direction): a neuron of that layer's MLP that erases the
+/// direction for free ([`eraser_neurons`]), the first in block order.
 fn erasing_neurons(lowered: &Lowered, allocation: &Allocation) -> BTreeMap<(usize, Dir), EraseWith> {
     let mut out = BTreeMap::new();
+    for (d, found) in eraser_neurons(lowered) {
+        for (block, neuron) in found {
+            out.entry((allocation.sublayer[block] / 2, d)).or_insert(EraseWith::Existing { block, neuron });
+        }
+    }
+    out
+}
+
+/// Per direction: the MLP neurons (block, neuron) that equal relu(x[d]) =
+/// x[d] (`d` never negative) away from BOS and 0 at BOS, where `d` is 0
+/// (the BOS gate): input `d` with weight 1 and non-positive weights on
+/// tokens:BOS, nothing else. Such a neuron also writing -x[d] erases `d`
+/// in its block's layer at no cost, whatever the allocation; the
+/// allocation ILP prices erasures with them (ilp.rs, `Group::free`).
+pub fn eraser_neurons(lowered: &Lowered) -> BTreeMap<Dir, Vec<(usize, usize)>> {
+    let mut out: BTreeMap<Dir, Vec<(usize, usize)>> = BTreeMap::new();
     for (bi, b) in lowered.blocks.iter().enumerate() {
         let Body::Mlp(m) = &b.body else { continue };
-        let layer = allocation.sublayer[bi] / 2;
         let mut inputs: BTreeMap<usize, Vec<(&Dir, f64)>> = BTreeMap::new();
         for (dir, h, w) in &m.w_in {
             inputs.entry(*h).or_default().push((dir, *w));
@@ -443,7 +503,7 @@ fn erasing_neurons(lowered: &Lowered, allocation: &Allocation) -> BTreeMap<(usiz
             let gate_only = ins.iter().all(|(x, w)| x == d || *w <= 0.0);
             let zero_at_bos = lowered.bos.get(*d).is_none_or(|v| *v == 0.0);
             if weight == 1.0 && gate_only && zero_at_bos {
-                out.entry((layer, (*d).clone())).or_insert(EraseWith::Existing { block: bi, neuron: h });
+                out.entry((*d).clone()).or_default().push((bi, h));
             }
         }
     }

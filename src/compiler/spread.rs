@@ -244,5 +244,8 @@ fn apply(lowered: &Lowered, allocation: &Allocation, split: &[Vec<(usize, usize)
         }
     }
     let producer = lowered.producer.iter().map(|p| p.map(|b| first[b])).collect();
-    (Lowered { blocks: out, producer, ..lowered.clone() }, Allocation { sublayer: sub, info: allocation.info.clone() })
+    (
+        Lowered { blocks: out, producer, ..lowered.clone() },
+        Allocation { sublayer: sub, info: allocation.info.clone(), erase: allocation.erase.clone() },
+    )
 }

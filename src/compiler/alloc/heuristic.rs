@@ -82,6 +82,6 @@ impl Allocator for Heuristic {
                 }
             })
             .collect();
-        Ok(Allocation { sublayer, info: None })
+        Ok(Allocation { sublayer, info: None, erase: None })
     }
 }

@@ -9,11 +9,12 @@
 
 use super::stage::{self, parity};
 use super::{Allocation, Allocator, SolveInfo};
-use crate::compiler::craft::{Block, BlockKind, Body};
+use crate::compiler::craft::{Block, BlockKind, Body, Dir};
 use crate::compiler::lower::Lowered;
 use crate::compiler::residual::DirUse;
 use crate::diagnostic::{Error, Result};
 use crate::rasp::Program;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -171,9 +172,20 @@ pub(super) struct Group {
     pub(super) writers: Vec<usize>,
     /// Readers that precede no other reader (the last read is one of them).
     pub(super) readers: Vec<usize>,
+    /// The directions, in the residual stream's order.
+    pub(super) dirs: Vec<Dir>,
+    /// New MLP neurons erasing one direction takes: 1 when it is never
+    /// negative, else 2 (residual_sharing.md, "Erasure").
+    pub(super) erase_cost: usize,
+    /// MLP blocks with a neuron that erases each of the directions for free
+    /// in the block's layer (`residual::eraser_neurons`).
+    pub(super) free: Vec<usize>,
 }
 
-fn groups_of_directions(uses: &[DirUse], blocks: &[Block]) -> Vec<Group> {
+/// Directions grouped by what the allocation ILP needs to know of them:
+/// first writers, last readers, embedded and output, and what erasing one
+/// costs where.
+fn groups_of_directions(uses: &[DirUse], blocks: &[Block], erasers: &BTreeMap<Dir, Vec<(usize, usize)>>) -> Vec<Group> {
     // before[b]: every block that must precede b (blocks follow their `after`)
     let mut before: Vec<Vec<bool>> = Vec::with_capacity(blocks.len());
     for b in blocks {
@@ -198,12 +210,35 @@ fn groups_of_directions(uses: &[DirUse], blocks: &[Block]) -> Vec<Group> {
         } else {
             u.readers.iter().copied().filter(|r| !u.readers.iter().any(|q| before[*q][*r])).collect()
         };
+        let erase_cost = if u.nonneg { 1 } else { 2 };
+        let mut free: Vec<usize> = match erasers.get(&u.dir) {
+            Some(found) if u.nonneg => found.iter().map(|(b, _)| *b).collect(),
+            _ => vec![],
+        };
+        free.dedup();
         let same = |g: &Group| {
-            g.embedded == u.embedded && g.output == u.output && g.writers == writers && g.readers == readers
+            g.embedded == u.embedded
+                && g.output == u.output
+                && g.writers == writers
+                && g.readers == readers
+                && g.erase_cost == erase_cost
+                && g.free == free
         };
         match out.iter_mut().find(|g| same(g)) {
-            Some(g) => g.width += 1,
-            None => out.push(Group { width: 1, embedded: u.embedded, output: u.output, writers, readers }),
+            Some(g) => {
+                g.width += 1;
+                g.dirs.push(u.dir);
+            }
+            None => out.push(Group {
+                width: 1,
+                embedded: u.embedded,
+                output: u.output,
+                writers,
+                readers,
+                dirs: vec![u.dir],
+                erase_cost,
+                free,
+            }),
         }
     }
     out
@@ -259,18 +294,30 @@ pub(super) fn shape(blocks: &[Block], share: &[usize], sub: &[usize]) -> Shape {
     }
 }
 
-/// Per block, the first head with its attention pattern (itself for MLPs
-/// and when heads are not shared): what assembly's head sharing merges.
-pub(super) fn share_groups(blocks: &[Block], share_heads: bool) -> Vec<usize> {
+/// Per block, the first head of its share group (itself for MLPs and when
+/// heads are not shared): heads with the same attention pattern, in groups
+/// whose W_OV widths sum to at most the widest head's width, so that a
+/// merged head never widens d_head. Assembly merges the heads of a group
+/// that share a layer into one head, and the allocation ILP counts them
+/// once, which is then exact: d_head stays what `Costs::d_head` prices.
+/// Groups are filled first-fit in block order (deterministic).
+pub(crate) fn share_groups(blocks: &[Block], share_heads: bool) -> Vec<usize> {
     let mut out: Vec<usize> = (0..blocks.len()).collect();
     if !share_heads {
         return out;
     }
+    let widest = blocks.iter().map(crate::compiler::assemble::head_width).max().unwrap_or(0);
+    // (first head, its pattern, W_OV widths so far)
+    let mut groups: Vec<(usize, &crate::compiler::craft::Head, usize)> = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
         let Body::Head(h) = &block.body else { continue };
-        let same = |a: &usize| matches!(&blocks[*a].body, Body::Head(g) if g.same_pattern(h));
-        if let Some(first) = (0..b).find(same) {
-            out[b] = out[first];
+        let w = h.ov_width();
+        match groups.iter_mut().find(|(_, g, sum)| g.same_pattern(h) && *sum + w <= widest) {
+            Some((first, _, sum)) => {
+                *sum += w;
+                out[b] = *first;
+            }
+            None => groups.push((b, h, w)),
         }
     }
     out
@@ -332,6 +379,8 @@ struct Best {
     proven: bool,
     gaps: Vec<(Objective, f64)>,
     bounds: Vec<(Objective, f64)>,
+    /// The erasures the last priced stage scheduled for `sub`.
+    erase: Option<BTreeMap<Dir, usize>>,
 }
 
 pub(super) struct Context<'a> {
@@ -385,7 +434,8 @@ impl<'a> Context<'a> {
             Objective::Params => {
                 let costs = self.costs.with_d_model(d);
                 let scale = costs.per_head().max(costs.per_mlp_unit());
-                (costs.per_head() * s.heads as f64 + costs.per_mlp_unit() * s.mlp as f64) / scale
+                // dense padding: at least one head and one hidden unit
+                (costs.per_head() * s.heads.max(1) as f64 + costs.per_mlp_unit() * s.mlp.max(1) as f64) / scale
             }
         }
     }
@@ -436,7 +486,7 @@ impl Allocator for Ilp {
         let deadline = start + std::time::Duration::from_secs_f64(self.time_limit.max(0.0));
         let blocks = &lowered.blocks;
         if blocks.is_empty() {
-            return Ok(Allocation { sublayer: vec![], info: Some(SolveInfo::trivial()) });
+            return Ok(Allocation { sublayer: vec![], info: Some(SolveInfo::trivial()), erase: None });
         }
         let mut succs = vec![Vec::new(); blocks.len()];
         for (b, block) in blocks.iter().enumerate() {
@@ -447,7 +497,7 @@ impl Allocator for Ilp {
         let early = asap(blocks);
         let groups = symmetric_groups(blocks, &succs);
         let uses = crate::compiler::residual::uses(lowered);
-        let residual = groups_of_directions(&uses, blocks);
+        let residual = groups_of_directions(&uses, blocks, &crate::compiler::residual::eraser_neurons(lowered));
         let width_floor = width_floor(&uses, blocks);
         let share = share_groups(blocks, costs.share_heads);
         let cx = Context { blocks, early: early.clone(), groups, costs: *costs, residual, width_floor, share };
@@ -509,6 +559,7 @@ impl Allocator for Ilp {
             let mut proven = true;
             let mut gaps: Vec<(Objective, f64)> = Vec::new();
             let mut stage_bounds: Vec<(Objective, f64)> = Vec::new();
+            let mut erase: Option<BTreeMap<Dir, usize>> = None;
             for (k, &o) in stages.iter().enumerate() {
                 let now = Instant::now();
                 if now >= deadline {
@@ -521,9 +572,13 @@ impl Allocator for Ilp {
                 let d = cx.stage_d(&bounds, &sub);
                 let emit = if emitted { None } else { self.emit_lp.as_deref() };
                 emitted = true;
-                let stage = cx.solve_stage(layers, o, &bounds, d, sub, now + share, emit)?;
+                let stage = cx.solve_stage(layers, o, &bounds, d, sub.clone(), now + share, emit)?;
+                // a priced stage's erasures hold while later stages keep its allocation
+                if stage.erase.is_some() || stage.sub != sub {
+                    erase = stage.erase;
+                }
                 sub = stage.sub;
-                let value = cx.lp_value(o, &sub, d);
+                let value = stage.value;
                 if !stage.optimal {
                     proven = false;
                     if stage.timed_out {
@@ -538,13 +593,13 @@ impl Allocator for Ilp {
             let better = best.as_ref().is_none_or(|b| lex_less(&vec, &b.rank));
             if better {
                 let proven = proven && bounds.len() == stages.len();
-                best = Some(Best { rank: vec, sub, proven, gaps, bounds: stage_bounds });
+                best = Some(Best { rank: vec, sub, proven, gaps, bounds: stage_bounds, erase });
             }
         }
         let incumbent_rank = rank_of(&incumbent);
-        let (sub, all_optimal, gaps, stage_bounds) = match best {
+        let (sub, all_optimal, gaps, stage_bounds, erase) = match best {
             Some(b) if !lex_less(&incumbent_rank, &b.rank) => {
-                (b.sub, b.proven && stopped_by.is_none(), b.gaps, b.bounds)
+                (b.sub, b.proven && stopped_by.is_none(), b.gaps, b.bounds, b.erase)
             }
             _ => {
                 // Tracr's allocation: its gap against the counting bounds
@@ -562,7 +617,7 @@ impl Allocator for Ilp {
                     Objective::Width => (cx.width(&incumbent) as f64, cx.width_floor as f64),
                 };
                 let gap = if value > 0.0 { ((value - lower) / value).max(0.0) } else { 0.0 };
-                (incumbent, false, vec![(o, gap)], vec![])
+                (incumbent, false, vec![(o, gap)], vec![], None)
             }
         };
         if !emitted {
@@ -570,13 +625,14 @@ impl Allocator for Ilp {
                 // layers alone: the feasibility model at the optimal layer count
                 let late = alap(blocks, min_layers);
                 let full: Vec<(usize, usize)> = early.iter().copied().zip(late).collect();
-                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model, &full, stage::Scope::Global);
+                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model, &full, stage::Scope::Global, false);
                 crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
             }
         }
         let gap = if all_optimal { 0.0 } else { gaps.iter().map(|(_, g)| *g).fold(0.0, f64::max) };
         Ok(Allocation {
             sublayer: sub,
+            erase,
             info: Some(SolveInfo {
                 optimal: all_optimal,
                 gap,

@@ -8,11 +8,12 @@ pub mod lp;
 mod search;
 mod stage;
 
-use super::craft::{Block, BlockKind};
+use super::craft::{Block, BlockKind, Dir};
 use super::lower::Lowered;
 use crate::diagnostic::{Error, Result};
 use crate::rasp::Program;
 pub use ilp::Costs;
+use std::collections::BTreeMap;
 
 /// How an optimising allocator's solve went.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +62,12 @@ pub struct Allocation {
     pub sublayer: Vec<usize>,
     /// How the solver did, for allocators that search.
     pub info: Option<SolveInfo>,
+    /// When the allocator priced residual erasures (the ILP's stages after
+    /// `width`, with sharing): the layer whose MLP erases each direction it
+    /// scheduled an erasure for; every other direction holds its dimension
+    /// to the end. `residual::Layout::shared` follows it. None: the layout
+    /// chooses (solver-models/residual_sharing.md).
+    pub erase: Option<BTreeMap<Dir, usize>>,
 }
 
 impl Allocation {

@@ -15,7 +15,9 @@
 
 use super::ilp::{Context, Objective};
 use super::stage::{Scope, StageModel};
+use crate::compiler::craft::Dir;
 use crate::diagnostic::Result;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -29,6 +31,12 @@ pub(super) struct Stage {
     pub bound: f64,
     /// Whether the time ran out.
     pub timed_out: bool,
+    /// The objective's value, in the model's units: with erasures priced
+    /// when `erase` is given.
+    pub value: f64,
+    /// The erasures the stage priced (`Allocation::erase`), when it solved
+    /// the priced model (`Context::model`) to optimality.
+    pub erase: Option<BTreeMap<Dir, usize>>,
 }
 
 /// Most free blocks a window aims at (16, 24 and 32 were worse at 200
@@ -60,12 +68,42 @@ impl Context<'_> {
     ) -> Result<Stage> {
         let late = super::ilp::alap(self.blocks, layers);
         let full: Vec<(usize, usize)> = self.early.iter().copied().zip(late.iter().copied()).collect();
-        let m = self.model(layers, o, bounds, d, &full, Scope::Global);
+        let left = || deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+        // after the width, MLP widths and params with erase neurons priced,
+        // when branch and bound proves the whole model in a third of the time
+        let priced = self.costs.shared
+            && matches!(o, Objective::Params | Objective::Mlp)
+            && bounds.iter().any(|(b, _)| *b == Objective::Width);
+        if priced {
+            let m = self.model(layers, o, bounds, d, &full, Scope::Global, true);
+            if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
+                if let Some(path) = emit_lp {
+                    crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
+                }
+                let warm = self.point(&m, &sub);
+                let start: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
+                if let Some(out) = m.lp.solve_within(Some(&warm), left() / 3.0)? {
+                    let candidate = self.read(&m, &out.values);
+                    let least: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+                    if out.optimal && least <= start + 1e-9 && super::ilp::validate(self.blocks, &candidate, layers) {
+                        let erase = Some(self.read_erasures(&m, &out.values));
+                        return Ok(Stage {
+                            sub: candidate,
+                            optimal: true,
+                            bound: least,
+                            timed_out: false,
+                            value: least,
+                            erase,
+                        });
+                    }
+                }
+            }
+        }
+        let m = self.model(layers, o, bounds, d, &full, Scope::Global, false);
         if let Some(path) = emit_lp {
             crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
         }
         let mut sub = sub;
-        let left = || deadline.saturating_duration_since(Instant::now()).as_secs_f64();
         // the whole model, with a sixth of the time, when microlp can take it
         let mut timed_out = false;
         let small = m.lp.vars.len() <= FULL_MODEL_VARIABLES;
@@ -82,7 +120,7 @@ impl Context<'_> {
                     let least: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
                     let value = self.lp_value(o, &sub, d);
                     let optimal = value <= least + 1e-6;
-                    return Ok(Stage { sub, optimal, bound: least.min(value), timed_out: false });
+                    return Ok(Stage { sub, optimal, bound: least.min(value), timed_out: false, value, erase: None });
                 }
             }
             None => timed_out = small,
@@ -91,12 +129,13 @@ impl Context<'_> {
         let bound = self.relaxation_bound(&m, o, layers, &sub, left() / 2.0)?;
         let value = self.lp_value(o, &sub, d);
         if value <= bound + 1e-9 {
-            return Ok(Stage { sub, optimal: true, bound, timed_out: false });
+            return Ok(Stage { sub, optimal: true, bound, timed_out: false, value, erase: None });
         }
         let sub = self.improve(layers, o, bounds, d, sub, &full, bound, deadline)?;
         let value = self.lp_value(o, &sub, d);
         let optimal = value <= bound + 1e-9;
-        Ok(Stage { sub, optimal, bound, timed_out: timed_out || (!optimal && left() <= 0.0) })
+        let timed_out = timed_out || (!optimal && left() <= 0.0);
+        Ok(Stage { sub, optimal, bound, timed_out, value, erase: None })
     }
 
     /// A lower bound from LP relaxations, by `seconds` from now: the whole
@@ -224,7 +263,7 @@ impl Context<'_> {
                     .collect();
                 if window.iter().any(|(a, b)| a < b) {
                     let keep = self.local_bounds(o, bounds, &sub);
-                    let m = self.model(layers, o, &keep, d, &window, Scope::Local);
+                    let m = self.model(layers, o, &keep, d, &window, Scope::Local, false);
                     let warm = self.point(&m, &sub);
                     let before: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
                     let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());

@@ -71,6 +71,16 @@ pub(super) struct StageModel {
     /// Heads that share a pattern, counted once per sublayer: (the heads,
     /// sublayer, variable), the variable at least each head's placement.
     merged: Vec<(Vec<usize>, usize, usize)>,
+    /// Priced erasures (`model`'s `priced`): (group, layer, variable
+    /// "directions of the group erased by the MLP of that layer or an
+    /// earlier one").
+    erased: Vec<(usize, usize, usize)>,
+    /// (group, layer, variable): of the group's erasures in that layer, those
+    /// an existing neuron does (no new neuron).
+    free: Vec<(usize, usize, usize)>,
+    /// (group, position, variable): directions of a priced group that hold
+    /// their dimension at that position.
+    occupied: Vec<(usize, usize, usize)>,
     /// Rows bounding H, M and W: (the variable, the load, the position:
     /// a sublayer for H and M, a stream position for W).
     pub peaks: Vec<(usize, Affine, usize)>,
@@ -101,6 +111,14 @@ impl Context<'_> {
     /// `Scope::Local`, as bounds on the window's own peaks, which keeps the
     /// global values from rising). Parameters are priced at residual width
     /// `d` (a stage's objectives are linear only at a fixed width).
+    ///
+    /// `priced` (with width rows, whole model only): every direction holds
+    /// its dimension until an MLP erases it, and the erase neurons count in
+    /// their MLP's width, so the MLP and params objectives price residual
+    /// sharing exactly (solver-models/residual_sharing.md, "Pricing
+    /// erasures"). Without it, a direction is taken as erased by the MLP of
+    /// its last reader's layer at no cost, which is exact for the width.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn model(
         &self,
         layers: usize,
@@ -109,6 +127,7 @@ impl Context<'_> {
         d: f64,
         window: &[(usize, usize)],
         scope: Scope,
+        priced: bool,
     ) -> StageModel {
         let blocks = self.blocks;
         let mut lp = Lp {
@@ -126,8 +145,21 @@ impl Context<'_> {
             Scope::Global => super::ilp::interval_bounds(blocks, &self.share, &self.early, layers),
             Scope::Local => (0, 0),
         };
+        // a model has at least one head and one hidden unit per layer (dense
+        // padding), so parameters are priced with H, M ≥ 1
+        let params = objective == Objective::Params || bounds.iter().any(|(o, _)| *o == Objective::Params);
+        let least = (params && scope == Scope::Global) as usize;
+        let (h_lo, m_lo) = (h_lo.max(least), m_lo.max(least));
+        let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
+        let with_width = objective == Objective::Width || width_bound.is_some();
+        let priced = priced && with_width && scope == Scope::Global;
+        // erase neurons, when priced, widen MLPs up to one or two per direction
+        let erasable: usize = match priced {
+            true => self.residual.iter().filter(|g| !g.output).map(|g| g.width * g.erase_cost).sum(),
+            false => 0,
+        };
         let heads = lp.var("H".into(), h_lo as f64, n_attn.max(h_lo) as f64, true);
-        let mlp = lp.var("M".into(), m_lo as f64, total_width.max(m_lo) as f64, true);
+        let mlp = lp.var("M".into(), m_lo as f64, (total_width + erasable).max(m_lo) as f64, true);
         let mut steps: Vec<Vec<usize>> = Vec::with_capacity(blocks.len());
         for (b, (lo, hi)) in window.iter().enumerate() {
             let mut vars = Vec::new();
@@ -151,6 +183,9 @@ impl Context<'_> {
             mlp,
             width: None,
             held: vec![],
+            erased: vec![],
+            free: vec![],
+            occupied: vec![],
             merged: vec![],
             peaks: vec![],
             peak_rows: vec![],
@@ -183,10 +218,12 @@ impl Context<'_> {
                 }
             }
         }
+        let erase_neurons = if priced { self.erasure_rows(&mut m, layers) } else { vec![] };
         // capacities: heads per attention sublayer (heads that share a
-        // pattern once), hidden units per MLP sublayer
+        // pattern once), hidden units per MLP sublayer (erase neurons included
+        // when priced)
         for t in 0..2 * layers {
-            let mut load = Affine::default();
+            let mut load = erase_neurons.get(t / 2).filter(|_| t % 2 == 1).cloned().unwrap_or_default();
             let mut merged: Vec<(usize, Vec<(usize, Affine)>)> = Vec::new();
             for (b, block) in blocks.iter().enumerate() {
                 let (lo, hi) = m.window[b];
@@ -225,8 +262,7 @@ impl Context<'_> {
             let var = if t % 2 == 0 { heads } else { mlp };
             m.peak(format!("{}_s{t}", if t % 2 == 0 { "heads" } else { "mlp" }), var, load, t, scope);
         }
-        let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
-        if objective == Objective::Width || width_bound.is_some() {
+        if with_width {
             self.width_rows(&mut m, layers, scope);
         }
         let costs = self.costs.with_d_model(d);
@@ -271,7 +307,17 @@ impl Context<'_> {
         let w = m.lp.var("W".into(), floor as f64, total.max(floor) as f64, false);
         m.width = Some(w);
         let mut at: Vec<Affine> = vec![Affine::default(); 2 * layers + 1];
+        // per priced group, its erasure variable of each layer (None: none erased yet)
+        let mut erased: Vec<Vec<Option<usize>>> = vec![vec![None; layers]; self.residual.len()];
+        for (g, l, v) in &m.erased {
+            erased[*g][*l] = Some(*v);
+        }
+        let priced: Vec<bool> = (0..self.residual.len()).map(|g| m.erased.iter().any(|(h, _, _)| *h == g)).collect();
         for (gi, g) in self.residual.iter().enumerate() {
+            if priced[gi] {
+                self.occupied_rows(m, gi, &erased[gi], &mut at);
+                continue;
+            }
             for (p, load) in at.iter_mut().enumerate() {
                 // present: a first writer placed before p (1 for embedded)
                 let present: Vec<Step> = if g.embedded {
@@ -317,6 +363,131 @@ impl Context<'_> {
         }
     }
 
+    /// Priced erasures of every group that dies (not the output's): integer
+    /// `E_g_l` ∈ [0, width_g], the directions of g erased by the MLP of layer
+    /// l or an earlier one, from the first layer where every last reader can
+    /// be done. `E_g_l ≤ width_g · Y_r(2l + 1)` for each last reader r (an
+    /// MLP erases only what was read: its own layer's readers included) and
+    /// `E_g_l` rises with l. Returns each layer's new erase neurons:
+    /// `cost_g (E_g_l − E_g_{l−1}) − F_g_l`, where `F_g_l` ≤ the erasures in
+    /// l and ≤ width_g · [a block with free erasers for g is in layer l].
+    fn erasure_rows(&self, m: &mut StageModel, layers: usize) -> Vec<Affine> {
+        let mut neurons = vec![Affine::default(); layers];
+        for (gi, g) in self.residual.iter().enumerate() {
+            if g.output || g.readers.is_empty() {
+                continue;
+            }
+            let w = g.width as f64;
+            let first = g.readers.iter().map(|r| m.window[*r].0 / 2).max().unwrap_or(0);
+            let mut prev: Option<usize> = None;
+            for l in first..layers {
+                let e = m.lp.var(format!("erased_g{gi}_l{l}"), 0.0, w, true);
+                m.erased.push((gi, l, e));
+                for r in &g.readers {
+                    let mut row = Affine { terms: vec![(e, 1.0)], constant: 0.0 };
+                    match m.step(*r, 2 * l as isize + 1) {
+                        Step::Yes => continue,
+                        s => row.add(s, -w),
+                    }
+                    constrain_le(&mut m.lp, format!("erase_after_g{gi}_r{r}_l{l}"), row);
+                }
+                let mut here = Affine { terms: vec![(e, 1.0)], constant: 0.0 };
+                if let Some(p) = prev {
+                    constrain_le(
+                        &mut m.lp,
+                        format!("erase_rises_g{gi}_l{l}"),
+                        Affine { terms: vec![(p, 1.0), (e, -1.0)], constant: 0.0 },
+                    );
+                    here.terms.push((p, -1.0));
+                }
+                prev = Some(e);
+                let cost = g.erase_cost as f64;
+                neurons[l].terms.extend(here.terms.iter().map(|(v, c)| (*v, c * cost)));
+                // a free eraser in this layer: some block of g.free here
+                let mut there = Affine::default();
+                for b in &g.free {
+                    there.add(m.step(*b, 2 * l as isize + 1), 1.0);
+                    there.add(m.step(*b, 2 * l as isize - 1), -1.0);
+                }
+                if there.terms.is_empty() && there.constant < 0.5 {
+                    continue;
+                }
+                let f = m.lp.var(format!("free_g{gi}_l{l}"), 0.0, w, false);
+                m.free.push((gi, l, f));
+                let mut row = here.clone();
+                row.terms.iter_mut().for_each(|(_, c)| *c = -*c);
+                row.terms.push((f, 1.0));
+                constrain_le(&mut m.lp, format!("free_in_g{gi}_l{l}"), row);
+                if !there.terms.is_empty() {
+                    let mut row = Affine { terms: vec![(f, 1.0)], constant: -w * there.constant };
+                    row.terms.extend(there.terms.iter().map(|(v, c)| (*v, -w * c)));
+                    constrain_le(&mut m.lp, format!("free_at_g{gi}_l{l}"), row);
+                }
+                neurons[l].terms.push((f, -cost));
+            }
+        }
+        neurons
+    }
+
+    /// The width rows' load of a priced group: `width_g · present − E_g` at
+    /// every position after a first write, where E counts the erasures by
+    /// the MLP before the position; a variable `O_g_p ≥ width_g Y_w(p − 1) −
+    /// E_g` per first writer w where the write may come later.
+    fn occupied_rows(&self, m: &mut StageModel, gi: usize, erased: &[Option<usize>], at: &mut [Affine]) {
+        let g = &self.residual[gi];
+        let w = g.width as f64;
+        for (p, load) in at.iter_mut().enumerate() {
+            let present: Vec<Step> = if g.embedded {
+                vec![Step::Yes]
+            } else {
+                g.writers.iter().map(|a| m.step(*a, p as isize - 1)).collect()
+            };
+            if present.iter().all(|s| matches!(s, Step::No)) {
+                continue;
+            }
+            // erased by the MLP of layer ⌊p/2⌋ − 1 or before
+            let e = (p / 2).checked_sub(1).and_then(|l| erased.get(l).copied().flatten());
+            if present.iter().any(|s| matches!(s, Step::Yes)) {
+                load.constant += w;
+                if let Some(e) = e {
+                    load.terms.push((e, -1.0));
+                }
+                continue;
+            }
+            let o = m.lp.var(format!("occupied_g{gi}_p{p}"), 0.0, w, false);
+            m.occupied.push((gi, p, o));
+            for (i, pr) in present.iter().enumerate().filter(|(_, s)| !matches!(s, Step::No)) {
+                let mut row = Affine { terms: vec![(o, -1.0)], constant: 0.0 };
+                row.add(*pr, w);
+                if let Some(e) = e {
+                    row.terms.push((e, -1.0));
+                }
+                constrain_le(&mut m.lp, format!("occupied_g{gi}_p{p}_{i}"), row);
+            }
+            load.terms.push((o, 1.0));
+        }
+    }
+
+    /// The erasures a solution of a priced model schedules: per direction,
+    /// the layer whose MLP erases it (a group's directions in order).
+    pub(super) fn read_erasures(
+        &self,
+        m: &StageModel,
+        values: &[f64],
+    ) -> std::collections::BTreeMap<crate::compiler::craft::Dir, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut done: Vec<usize> = vec![0; self.residual.len()];
+        for (g, l, v) in &m.erased {
+            let by = values[*v].round().max(0.0) as usize;
+            let dirs = &self.residual[*g].dirs;
+            while done[*g] < by.min(dirs.len()) {
+                out.insert(dirs[done[*g]], *l);
+                done[*g] += 1;
+            }
+        }
+        out
+    }
+
     /// A point of the model for a given allocation (a warm start).
     pub(super) fn point(&self, m: &StageModel, sub: &[usize]) -> Vec<f64> {
         let mut v = vec![0.0; m.lp.vars.len()];
@@ -331,6 +502,22 @@ impl Context<'_> {
         }
         for (heads, t, var) in &m.merged {
             v[*var] = heads.iter().any(|b| sub[*b] == *t) as u8 as f64;
+        }
+        // priced erasures: every direction erased by its last reader's layer
+        // (what the unpriced model assumes, so the same width)
+        let done = |g: usize| self.residual[g].readers.iter().map(|r| sub[*r] / 2).max().unwrap_or(0);
+        for (g, l, var) in &m.erased {
+            v[*var] = if *l >= done(*g) { self.residual[*g].width as f64 } else { 0.0 };
+        }
+        for (g, l, var) in &m.free {
+            let here = self.residual[*g].free.iter().any(|b| sub[*b] / 2 == *l);
+            v[*var] = if *l == done(*g) && here { self.residual[*g].width as f64 } else { 0.0 };
+        }
+        for (g, p, var) in &m.occupied {
+            let group = &self.residual[*g];
+            let present = group.embedded || group.writers.iter().any(|w| sub[*w] < *p);
+            let erased = (*p / 2).checked_sub(1).is_some_and(|l| l >= done(*g));
+            v[*var] = if present && !erased { group.width as f64 } else { 0.0 };
         }
         // the peaks, from the rows (each the max of what it bounds)
         for var in [Some(m.heads), Some(m.mlp), m.width].into_iter().flatten() {
