@@ -96,17 +96,28 @@ fn a_custom_predicate_over_too_many_pairs_is_refused_naming_the_selector() {
 
 /// A long chain whose every block has one place: the model folds to
 /// constants (solver-models/layer_allocation.md, "Formulation"), so it is
-/// solved, however long the chain.
+/// solved, however long the chain. With residual sharing the params stage
+/// also schedules erasures, which are decisions even when every block is
+/// pinned (residual_sharing.md, "Pricing erasures"): only the layers and
+/// the width are then proven.
 #[test]
 fn a_long_chain_folds_to_a_model_without_variables_and_is_proven_optimal() {
     let p = Program::from_rasp("chain.rasp", &chain(1000, 0)).unwrap();
     let s = p.settings_with(None, None, None).unwrap();
-    let options = CompileOptions { rewrites: false, ..CompileOptions::default() };
+    let options = CompileOptions { rewrites: false, share_residual: false, ..CompileOptions::default() };
     let compiled = compile(&p, &s, &options).unwrap();
     let info = compiled.allocation.info.as_ref().unwrap();
     assert!(info.optimal && info.stopped_by.is_none(), "{info:?}");
     assert_eq!(compiled.model.config.n_layers, 500, "a chain's allocation is its length");
     let report = compiled.verify(&VerifyOptions::default()).unwrap();
+    assert!(report.exhaustive && report.ok(), "{report:?}");
+    let shared = compile(&p, &s, &CompileOptions { rewrites: false, ..CompileOptions::default() }).unwrap();
+    let info = shared.allocation.info.as_ref().unwrap();
+    assert_eq!(info.gaps[0], ("width".to_string(), 0.0), "{info:?}");
+    assert!(shared.allocation.erase.is_some(), "the erasures were scheduled: {info:?}");
+    assert_eq!(shared.model.config.n_layers, 500);
+    assert!(shared.model.config.d_model < compiled.model.config.d_model);
+    let report = shared.verify(&VerifyOptions::default()).unwrap();
     assert!(report.exhaustive && report.ok(), "{report:?}");
 }
 

@@ -291,12 +291,42 @@ impl Layout {
     /// there; the MLP widths are then at most what the allocator priced. A
     /// schedule that would widen the stream past the held peak, or erase
     /// before the last read, is not followed (an allocator bug; the layout
-    /// stays exact either way).
+    /// stays exact either way). Nor is one whose widest MLP is wider than
+    /// the layout's own choice gives (a schedule the allocator found under
+    /// a time limit, or restricted: search.rs, `schedule_erasures`).
     pub fn shared(lowered: &Lowered, uses: &[DirUse], allocation: &Allocation) -> Layout {
+        let free = Layout::coloured(lowered, uses, allocation, None);
+        let Some(erase) = &allocation.erase else { return free };
+        let scheduled = Layout::coloured(lowered, uses, allocation, Some(erase));
+        let widest = |l: &Layout| {
+            let mut width = vec![0usize; allocation.n_layers()];
+            for (b, s) in lowered.blocks.iter().zip(&allocation.sublayer) {
+                width[s / 2] += b.width();
+            }
+            for e in &l.erasures {
+                width[e.layer] += e.with.new_neurons();
+            }
+            width.into_iter().max().unwrap_or(0)
+        };
+        if scheduled.d_model() <= free.d_model() && widest(&scheduled) <= widest(&free) {
+            scheduled
+        } else {
+            free
+        }
+    }
+
+    /// [`Layout::shared`] with the given erasure schedule (when valid), or
+    /// with the layout's own choice of erasures.
+    fn coloured(
+        lowered: &Lowered,
+        uses: &[DirUse],
+        allocation: &Allocation,
+        schedule: Option<&BTreeMap<Dir, usize>>,
+    ) -> Layout {
         let layers = allocation.n_layers();
         let sub = &allocation.sublayer;
         let mut items: Vec<(Span, &DirUse)> = uses.iter().filter_map(|u| Some((span(u, sub, layers)?, u))).collect();
-        let schedule = allocation.erase.as_ref().filter(|erase| {
+        let schedule = schedule.filter(|erase| {
             let mut held = vec![0usize; 2 * layers + 1];
             let valid = items.iter().all(|(s, u)| match (u.output, erase.get(&u.dir)) {
                 (false, Some(l)) => s.last_read.is_some_and(|r| r <= 2 * l + 1) && 2 * l + 1 <= 2 * layers,

@@ -625,7 +625,15 @@ impl Allocator for Ilp {
                 // layers alone: the feasibility model at the optimal layer count
                 let late = alap(blocks, min_layers);
                 let full: Vec<(usize, usize)> = early.iter().copied().zip(late).collect();
-                let m = cx.model(min_layers, Objective::Layers, &[], costs.d_model, &full, stage::Scope::Global, false);
+                let m = cx.model(
+                    min_layers,
+                    Objective::Layers,
+                    &[],
+                    costs.d_model,
+                    &full,
+                    stage::Scope::Global,
+                    stage::Erasures::Free,
+                );
                 crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
             }
         }

@@ -12,9 +12,14 @@
 //! milliseconds. For params the relaxation is looser (MLP blocks pack
 //! badly: about 10 % at 200 s-ops) and windows often use their whole second
 //! (docs/RESULTS.md, "ILP scaling").
+//!
+//! The stages after the width price erasures (solver-models/
+//! residual_sharing.md, "Pricing erasures"): the whole priced model when
+//! it is small and proven in time; otherwise the free model as above, then
+//! the erasures scheduled for the allocation it found.
 
 use super::ilp::{Context, Objective};
-use super::stage::{Scope, StageModel};
+use super::stage::{Erasures, Scope, StageModel};
 use crate::compiler::craft::Dir;
 use crate::diagnostic::Result;
 use std::collections::BTreeMap;
@@ -49,6 +54,12 @@ const WINDOW_BLOCKS: usize = 48;
 const FULL_MODEL_VARIABLES: usize = 5_000;
 /// Variables a part of the model for an LP bound aims at.
 const PART_VARIABLES: usize = 2_000;
+/// Of a priced stage's time left after the whole priced model (when it was
+/// not proven), the share kept to schedule erasures for the allocation found.
+const SCHEDULE_SHARE: f64 = 0.15;
+/// Layers after the last read within which the schedule may erase (later
+/// rarely narrows an MLP, and each layer adds a variable per group).
+const SCHEDULE_LAYERS: usize = 6;
 /// Seconds a window's solve may take.
 const WINDOW_SECONDS: f64 = 1.0;
 
@@ -75,7 +86,7 @@ impl Context<'_> {
             && matches!(o, Objective::Params | Objective::Mlp)
             && bounds.iter().any(|(b, _)| *b == Objective::Width);
         if priced {
-            let m = self.model(layers, o, bounds, d, &full, Scope::Global, true);
+            let m = self.model(layers, o, bounds, d, &full, Scope::Global, Erasures::Priced { within: usize::MAX });
             if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
                 if let Some(path) = emit_lp {
                     crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
@@ -99,7 +110,65 @@ impl Context<'_> {
                 }
             }
         }
-        let m = self.model(layers, o, bounds, d, &full, Scope::Global, false);
+        if !priced {
+            return self.solve_free(layers, o, bounds, d, sub, &full, deadline, emit_lp);
+        }
+        // else: the free model, keeping time to schedule erasures for what it finds
+        let reserve = std::time::Duration::from_secs_f64(left() * SCHEDULE_SHARE);
+        let mut stage = self.solve_free(layers, o, bounds, d, sub, &full, deadline - reserve, emit_lp)?;
+        if let Some((value, erase)) = self.schedule_erasures(layers, o, bounds, d, &stage.sub, deadline)? {
+            // the bound is the free model's, which no priced value is below
+            stage.optimal &= value <= stage.bound + 1e-9;
+            stage.value = value;
+            stage.erase = Some(erase);
+        }
+        Ok(stage)
+    }
+
+    /// The erasures that price the allocation `sub` least (the priced model
+    /// with every block where it is, erasures up to `SCHEDULE_LAYERS` layers
+    /// after the last read), by `deadline`: the priced value and the
+    /// schedule. None when the solver found no solution in time (the layout
+    /// then places the erasures itself).
+    #[allow(clippy::too_many_arguments)]
+    fn schedule_erasures(
+        &self,
+        layers: usize,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        sub: &[usize],
+        deadline: Instant,
+    ) -> Result<Option<(f64, BTreeMap<Dir, usize>)>> {
+        let pinned: Vec<(usize, usize)> = sub.iter().map(|s| (*s, *s)).collect();
+        let erasures = Erasures::Priced { within: SCHEDULE_LAYERS };
+        // no wider than this allocation's held peak (what the layout reaches)
+        let width = self.width(sub) as f64;
+        let bounds: Vec<(Objective, f64)> =
+            bounds.iter().map(|(b, v)| if *b == Objective::Width { (*b, v.min(width)) } else { (*b, *v) }).collect();
+        let m = self.model(layers, o, &bounds, d, &pinned, Scope::Global, erasures);
+        let warm = self.point(&m, sub);
+        let seconds = deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+        let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else { return Ok(None) };
+        let value: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+        Ok(Some((value, self.read_erasures(&m, &out.values))))
+    }
+
+    /// [`Context::solve_stage`] with erasures free (`Erasures::Free`).
+    #[allow(clippy::too_many_arguments)]
+    fn solve_free(
+        &self,
+        layers: usize,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        sub: Vec<usize>,
+        full: &[(usize, usize)],
+        deadline: Instant,
+        emit_lp: Option<&Path>,
+    ) -> Result<Stage> {
+        let left = || deadline.saturating_duration_since(Instant::now()).as_secs_f64();
+        let m = self.model(layers, o, bounds, d, full, Scope::Global, Erasures::Free);
         if let Some(path) = emit_lp {
             crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
         }
@@ -131,7 +200,7 @@ impl Context<'_> {
         if value <= bound + 1e-9 {
             return Ok(Stage { sub, optimal: true, bound, timed_out: false, value, erase: None });
         }
-        let sub = self.improve(layers, o, bounds, d, sub, &full, bound, deadline)?;
+        let sub = self.improve(layers, o, bounds, d, sub, full, bound, deadline)?;
         let value = self.lp_value(o, &sub, d);
         let optimal = value <= bound + 1e-9;
         let timed_out = timed_out || (!optimal && left() <= 0.0);
@@ -263,7 +332,7 @@ impl Context<'_> {
                     .collect();
                 if window.iter().any(|(a, b)| a < b) {
                     let keep = self.local_bounds(o, bounds, &sub);
-                    let m = self.model(layers, o, &keep, d, &window, Scope::Local, false);
+                    let m = self.model(layers, o, &keep, d, &window, Scope::Local, Erasures::Free);
                     let warm = self.point(&m, &sub);
                     let before: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
                     let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());

@@ -55,6 +55,18 @@ pub(super) enum Scope {
     Local,
 }
 
+/// How a stage's model treats the erasures residual sharing needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Erasures {
+    /// A dying direction is erased by the MLP of its last reader's layer, at
+    /// no cost: exact for the width, and what the width stage solves.
+    Free,
+    /// Erasures are decisions that cost MLP neurons (the stages after the
+    /// width), each at most `within` layers after the last layer its last
+    /// readers' windows reach (`usize::MAX`: anywhere).
+    Priced { within: usize },
+}
+
 /// One stage's model.
 pub(super) struct StageModel {
     pub lp: Lp,
@@ -71,7 +83,7 @@ pub(super) struct StageModel {
     /// Heads that share a pattern, counted once per sublayer: (the heads,
     /// sublayer, variable), the variable at least each head's placement.
     merged: Vec<(Vec<usize>, usize, usize)>,
-    /// Priced erasures (`model`'s `priced`): (group, layer, variable
+    /// Priced erasures (`Erasures::Priced`): (group, layer, variable
     /// "directions of the group erased by the MLP of that layer or an
     /// earlier one").
     erased: Vec<(usize, usize, usize)>,
@@ -112,12 +124,12 @@ impl Context<'_> {
     /// global values from rising). Parameters are priced at residual width
     /// `d` (a stage's objectives are linear only at a fixed width).
     ///
-    /// `priced` (with width rows, whole model only): every direction holds
-    /// its dimension until an MLP erases it, and the erase neurons count in
-    /// their MLP's width, so the MLP and params objectives price residual
-    /// sharing exactly (solver-models/residual_sharing.md, "Pricing
-    /// erasures"). Without it, a direction is taken as erased by the MLP of
-    /// its last reader's layer at no cost, which is exact for the width.
+    /// `Erasures::Priced` (with width rows, `Scope::Global` only): every
+    /// direction holds its dimension until an MLP erases it, and the erase
+    /// neurons count in their MLP's width, so the MLP and params objectives
+    /// price residual sharing exactly (solver-models/residual_sharing.md,
+    /// "Pricing erasures"). `Erasures::Free`: a direction is taken as erased
+    /// by the MLP of its last reader's layer at no cost, exact for the width.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn model(
         &self,
@@ -127,7 +139,7 @@ impl Context<'_> {
         d: f64,
         window: &[(usize, usize)],
         scope: Scope,
-        priced: bool,
+        erasures: Erasures,
     ) -> StageModel {
         let blocks = self.blocks;
         let mut lp = Lp {
@@ -152,7 +164,11 @@ impl Context<'_> {
         let (h_lo, m_lo) = (h_lo.max(least), m_lo.max(least));
         let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
         let with_width = objective == Objective::Width || width_bound.is_some();
-        let priced = priced && with_width && scope == Scope::Global;
+        let within = match erasures {
+            Erasures::Priced { within } if with_width && scope == Scope::Global => Some(within),
+            _ => None,
+        };
+        let priced = within.is_some();
         // erase neurons, when priced, widen MLPs up to one or two per direction
         let erasable: usize = match priced {
             true => self.residual.iter().filter(|g| !g.output).map(|g| g.width * g.erase_cost).sum(),
@@ -218,7 +234,7 @@ impl Context<'_> {
                 }
             }
         }
-        let erase_neurons = if priced { self.erasure_rows(&mut m, layers) } else { vec![] };
+        let erase_neurons = within.map_or_else(Vec::new, |within| self.erasure_rows(&mut m, layers, within));
         // capacities: heads per attention sublayer (heads that share a
         // pattern once), hidden units per MLP sublayer (erase neurons included
         // when priced)
@@ -312,6 +328,14 @@ impl Context<'_> {
         for (g, l, v) in &m.erased {
             erased[*g][*l] = Some(*v);
         }
+        // past its last variable a group erases no more: the last one stands
+        for row in erased.iter_mut() {
+            for l in 1..row.len() {
+                if row[l].is_none() {
+                    row[l] = row[l - 1];
+                }
+            }
+        }
         let priced: Vec<bool> = (0..self.residual.len()).map(|g| m.erased.iter().any(|(h, _, _)| *h == g)).collect();
         for (gi, g) in self.residual.iter().enumerate() {
             if priced[gi] {
@@ -371,7 +395,7 @@ impl Context<'_> {
     /// `E_g_l` rises with l. Returns each layer's new erase neurons:
     /// `cost_g (E_g_l − E_g_{l−1}) − F_g_l`, where `F_g_l` ≤ the erasures in
     /// l and ≤ width_g · [a block with free erasers for g is in layer l].
-    fn erasure_rows(&self, m: &mut StageModel, layers: usize) -> Vec<Affine> {
+    fn erasure_rows(&self, m: &mut StageModel, layers: usize, within: usize) -> Vec<Affine> {
         let mut neurons = vec![Affine::default(); layers];
         for (gi, g) in self.residual.iter().enumerate() {
             if g.output || g.readers.is_empty() {
@@ -379,8 +403,10 @@ impl Context<'_> {
             }
             let w = g.width as f64;
             let first = g.readers.iter().map(|r| m.window[*r].0 / 2).max().unwrap_or(0);
+            let reach = g.readers.iter().map(|r| m.window[*r].1 / 2).max().unwrap_or(0);
+            let last = reach.saturating_add(within).min(layers - 1);
             let mut prev: Option<usize> = None;
-            for l in first..layers {
+            for l in first..=last {
                 let e = m.lp.var(format!("erased_g{gi}_l{l}"), 0.0, w, true);
                 m.erased.push((gi, l, e));
                 for r in &g.readers {
