@@ -5,7 +5,8 @@
 //! criterion. Those of 100, 200 and 500 s-ops (seeds 1–3) are solved once
 //! each with the default objectives `layers,width,params` and a 60 s limit;
 //! a table row per program gives the layers, width and parameters found,
-//! the gap of each stage to its proven lower bound, and the time
+//! who placed the erasures, the gap of each stage to its proven lower
+//! bound, and the time
 //! (solver-models/layer_allocation.md, "Large programs").
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -33,8 +34,10 @@ fn random_sizes(c: &mut Criterion) {
         });
     }
     group.finish();
-    eprintln!("\n| s-ops | seed | blocks | layers | d_model | heads | d_mlp | params | proven | gap width | gap params | time |");
-    eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    eprintln!(
+        "\n| s-ops | seed | blocks | layers | d_model | heads | d_mlp | params | erasures | proven | gap width | gap params | time |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in LARGE {
         for seed in SEEDS {
             let p = Program::from_rasp(&format!("random{n}_{seed}.rasp"), &random_program_text(n, seed)).unwrap();
@@ -49,13 +52,15 @@ fn random_sizes(c: &mut Criterion) {
             };
             let cfg = &once.model.config;
             eprintln!(
-                "| {n} | {seed} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
+                "| {n} | {seed} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |",
                 once.model.meta.layers.iter().map(|l| l.heads.len() + l.mlps.len()).sum::<usize>(),
                 cfg.n_layers,
                 cfg.d_model,
                 cfg.n_heads,
                 cfg.d_mlp,
                 once.model.params(),
+                // who placed the erasures: the ILP's schedule (priced) or the layout
+                if once.allocation.erase.is_some() { "ILP" } else { "layout" },
                 if info.optimal { "yes" } else { "no" },
                 gap("width"),
                 gap("params"),
