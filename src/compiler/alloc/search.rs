@@ -86,10 +86,11 @@ impl Context<'_> {
             && matches!(o, Objective::Params | Objective::Mlp)
             && bounds.iter().any(|(b, _)| *b == Objective::Width);
         let mut priced_bound = f64::NEG_INFINITY;
+        let mut emit_lp = emit_lp;
         if priced {
             let m = self.model(layers, o, bounds, d, &full, Scope::Global, Erasures::Priced { within: usize::MAX });
             if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
-                if let Some(path) = emit_lp {
+                if let Some(path) = emit_lp.take() {
                     crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
                 }
                 let warm = self.point(&m, &sub);
@@ -110,7 +111,9 @@ impl Context<'_> {
                     }
                 }
                 // not proven: its LP relaxation still bounds the priced value,
-                // above the free model's (erasures cost); 100 s-ops: 3-5 s
+                // above the free model's (erasures cost); 100 s-ops: 3-5 s.
+                // (Rounding H and M up as `relaxation_bound` does raised it
+                // by under 1 % there for two more LPs.)
                 if let Some(out) = m.lp.relaxed().solve_within(None, left() / 4.0)? {
                     if out.optimal {
                         priced_bound = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum::<f64>() - 1e-9;
