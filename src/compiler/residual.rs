@@ -511,10 +511,10 @@ fn erasing_neurons(lowered: &Lowered, allocation: &Allocation) -> BTreeMap<(usiz
     out
 }
 
-/// Per direction: the MLP neurons (block, neuron) that equal relu(x[d]) =
-/// x[d] (`d` never negative) away from BOS and 0 at BOS, where `d` is 0
+/// Per direction: the MLP neurons (block, neuron) that equal `relu(x[d]) =
+/// x[d]` (`d` never negative) away from BOS and 0 at BOS, where `d` is 0
 /// (the BOS gate): input `d` with weight 1 and non-positive weights on
-/// tokens:BOS, nothing else. Such a neuron also writing -x[d] erases `d`
+/// tokens:BOS, nothing else. Such a neuron also writing `-x[d]` erases `d`
 /// in its block's layer at no cost, whatever the allocation; the
 /// allocation ILP prices erasures with them (ilp.rs, `Group::free`).
 pub fn eraser_neurons(lowered: &Lowered) -> BTreeMap<Dir, Vec<(usize, usize)>> {

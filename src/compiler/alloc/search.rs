@@ -56,7 +56,7 @@ const FULL_MODEL_VARIABLES: usize = 5_000;
 const PART_VARIABLES: usize = 2_000;
 /// Of a priced stage's time left after the whole priced model (when it was
 /// not proven), the share kept to schedule erasures for the allocation found.
-const SCHEDULE_SHARE: f64 = 0.15;
+const SCHEDULE_SHARE: f64 = 0.5;
 /// Layers after the last read within which the schedule may erase (later
 /// rarely narrows an MLP, and each layer adds a variable per group).
 const SCHEDULE_LAYERS: usize = 6;
@@ -131,6 +131,9 @@ impl Context<'_> {
         stage.bound = stage.bound.max(priced_bound);
         match self.schedule_erasures(layers, o, bounds, d, &stage.sub, deadline)? {
             Some((value, erase)) => {
+                let (sub, erase, value) =
+                    self.improve_priced(layers, o, bounds, d, stage.sub, erase, value, &full, stage.bound, deadline)?;
+                stage.sub = sub;
                 stage.value = value;
                 stage.erase = Some(erase);
                 stage.optimal = value <= stage.bound + 1e-9;
@@ -333,19 +336,7 @@ impl Context<'_> {
                 if Instant::now() >= deadline || self.lp_value(o, &sub, d) <= bound + 1e-9 {
                     return Ok(sub);
                 }
-                let (lo, hi) = (2 * first, 2 * (first + span).min(layers) - 1);
-                let window: Vec<(usize, usize)> = full
-                    .iter()
-                    .zip(&sub)
-                    .map(|(&(e, l), &s)| {
-                        if s < lo || s > hi {
-                            return (s, s);
-                        }
-                        let from = if (lo % 2) == (s % 2) { lo } else { lo + 1 };
-                        let to = if (hi % 2) == (s % 2) { hi } else { hi - 1 };
-                        (e.max(from), l.min(to))
-                    })
-                    .collect();
+                let window = layer_window(full, &sub, first, span, layers);
                 if window.iter().any(|(a, b)| a < b) {
                     let keep = self.local_bounds(o, bounds, &sub);
                     let m = self.model(layers, o, &keep, d, &window, Scope::Local, Erasures::Free);
@@ -369,6 +360,68 @@ impl Context<'_> {
             if !changed {
                 if span >= layers {
                     return Ok(sub);
+                }
+                span = (span * 2).min(layers);
+            }
+        }
+    }
+
+    /// The window search on the priced model: each window of layers frees
+    /// its blocks and every erasure variable (the rest of the model pinned,
+    /// `Scope::Global`, so the objective is the whole model's priced value),
+    /// warm-started from the allocation and its erasure `schedule`. A
+    /// window's solution replaces both when it lowers the priced value.
+    /// Sweeps as [`Context::improve`] does, until `bound` or the deadline.
+    #[allow(clippy::too_many_arguments)]
+    fn improve_priced(
+        &self,
+        layers: usize,
+        o: Objective,
+        bounds: &[(Objective, f64)],
+        d: f64,
+        mut sub: Vec<usize>,
+        mut schedule: BTreeMap<Dir, usize>,
+        mut value: f64,
+        full: &[(usize, usize)],
+        bound: f64,
+        deadline: Instant,
+    ) -> Result<(Vec<usize>, BTreeMap<Dir, usize>, f64)> {
+        let per_layer = self.blocks.len().div_ceil(layers).max(1);
+        let mut span = (WINDOW_BLOCKS / per_layer).clamp(2, layers.max(2));
+        let erasures = Erasures::Priced { within: SCHEDULE_LAYERS };
+        loop {
+            let mut changed = false;
+            let stride = (span / 2).max(1);
+            let mut first = 0;
+            while first < layers {
+                if Instant::now() >= deadline || value <= bound + 1e-9 {
+                    return Ok((sub, schedule, value));
+                }
+                let window = layer_window(full, &sub, first, span, layers);
+                if window.iter().any(|(a, b)| a < b) {
+                    let m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
+                    let warm = self.point_with(&m, &sub, Some(&schedule));
+                    let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
+                    if let Some(out) = m.lp.solve_within(Some(&warm), seconds)? {
+                        let candidate = self.read(&m, &out.values);
+                        let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+                        let keeps = bounds.iter().all(|(b, v)| self.lp_value(*b, &candidate, d) <= v + 1e-9);
+                        if after < value - 1e-9 && super::ilp::validate(self.blocks, &candidate, layers) && keeps {
+                            sub = candidate;
+                            schedule = self.read_erasures(&m, &out.values);
+                            value = after;
+                            changed = true;
+                        }
+                    }
+                }
+                if first + span >= layers {
+                    break;
+                }
+                first += stride;
+            }
+            if !changed {
+                if span >= layers {
+                    return Ok((sub, schedule, value));
                 }
                 span = (span * 2).min(layers);
             }
@@ -410,4 +463,28 @@ impl Context<'_> {
             && bounds.iter().all(|(b, v)| self.lp_value(*b, candidate, d) <= v + 1e-9)
             && self.lp_value(o, candidate, d) <= self.lp_value(o, current, d) + 1e-9
     }
+}
+
+/// Block windows for a window search over layers `first..first + span`:
+/// a block placed there may move within those layers (inside its own
+/// window `full`), every other block stays where it is.
+fn layer_window(
+    full: &[(usize, usize)],
+    sub: &[usize],
+    first: usize,
+    span: usize,
+    layers: usize,
+) -> Vec<(usize, usize)> {
+    let (lo, hi) = (2 * first, 2 * (first + span).min(layers) - 1);
+    full.iter()
+        .zip(sub)
+        .map(|(&(e, l), &s)| {
+            if s < lo || s > hi {
+                return (s, s);
+            }
+            let from = if (lo % 2) == (s % 2) { lo } else { lo + 1 };
+            let to = if (hi % 2) == (s % 2) { hi } else { hi - 1 };
+            (e.max(from), l.min(to))
+        })
+        .collect()
 }

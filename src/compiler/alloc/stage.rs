@@ -514,8 +514,20 @@ impl Context<'_> {
         out
     }
 
-    /// A point of the model for a given allocation (a warm start).
+    /// A point of the model for a given allocation (a warm start), with
+    /// every direction erased by its last reader's layer when priced.
     pub(super) fn point(&self, m: &StageModel, sub: &[usize]) -> Vec<f64> {
+        self.point_with(m, sub, None)
+    }
+
+    /// [`Context::point`] with the erasures of `schedule` (a direction it
+    /// does not list is never erased), when given.
+    pub(super) fn point_with(
+        &self,
+        m: &StageModel,
+        sub: &[usize],
+        schedule: Option<&std::collections::BTreeMap<crate::compiler::craft::Dir, usize>>,
+    ) -> Vec<f64> {
         let mut v = vec![0.0; m.lp.vars.len()];
         for (b, vars) in m.steps.iter().enumerate() {
             let lo = m.window[b].0;
@@ -529,21 +541,30 @@ impl Context<'_> {
         for (heads, t, var) in &m.merged {
             v[*var] = heads.iter().any(|b| sub[*b] == *t) as u8 as f64;
         }
-        // priced erasures: every direction erased by its last reader's layer
-        // (what the unpriced model assumes, so the same width)
+        // priced erasures: by default every direction erased by its last
+        // reader's layer (what the unpriced model assumes, so the same width)
         let done = |g: usize| self.residual[g].readers.iter().map(|r| sub[*r] / 2).max().unwrap_or(0);
+        // directions of group g erased by the MLP of layer l or before
+        let erased_by = |g: usize, l: usize| -> f64 {
+            let group = &self.residual[g];
+            match schedule {
+                None => (l >= done(g)) as u8 as f64 * group.width as f64,
+                Some(s) => group.dirs.iter().filter(|d| s.get(*d).is_some_and(|at| *at <= l)).count() as f64,
+            }
+        };
         for (g, l, var) in &m.erased {
-            v[*var] = if *l >= done(*g) { self.residual[*g].width as f64 } else { 0.0 };
+            v[*var] = erased_by(*g, *l);
         }
         for (g, l, var) in &m.free {
             let here = self.residual[*g].free.iter().any(|b| sub[*b] / 2 == *l);
-            v[*var] = if *l == done(*g) && here { self.residual[*g].width as f64 } else { 0.0 };
+            let now = erased_by(*g, *l) - l.checked_sub(1).map_or(0.0, |k| erased_by(*g, k));
+            v[*var] = if here { now } else { 0.0 };
         }
         for (g, p, var) in &m.occupied {
             let group = &self.residual[*g];
             let present = group.embedded || group.writers.iter().any(|w| sub[*w] < *p);
-            let erased = (*p / 2).checked_sub(1).is_some_and(|l| l >= done(*g));
-            v[*var] = if present && !erased { group.width as f64 } else { 0.0 };
+            let erased = (*p / 2).checked_sub(1).map_or(0.0, |l| erased_by(*g, l));
+            v[*var] = if present { group.width as f64 - erased } else { 0.0 };
         }
         // the peaks, from the rows (each the max of what it bounds)
         for var in [Some(m.heads), Some(m.mlp), m.width].into_iter().flatten() {
