@@ -16,7 +16,8 @@
 //! The stages after the width price erasures (solver-models/
 //! residual_sharing.md, "Pricing erasures"): the whole priced model when
 //! it is small and proven in time; otherwise the free model as above, then
-//! the erasures scheduled for the allocation it found.
+//! the erasures scheduled for the allocation it found, then a window search
+//! on the priced model from there.
 
 use super::ilp::{Context, Objective};
 use super::stage::{Erasures, Scope, StageModel};
@@ -55,7 +56,8 @@ const FULL_MODEL_VARIABLES: usize = 5_000;
 /// Variables a part of the model for an LP bound aims at.
 const PART_VARIABLES: usize = 2_000;
 /// Of a priced stage's time left after the whole priced model (when it was
-/// not proven), the share kept to schedule erasures for the allocation found.
+/// not proven), the share kept to schedule erasures for the allocation found
+/// and search windows of the priced model.
 const SCHEDULE_SHARE: f64 = 0.5;
 /// Layers after the last read within which the schedule may erase (later
 /// rarely narrows an MLP, and each layer adds a variable per group).
