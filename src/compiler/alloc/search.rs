@@ -328,6 +328,38 @@ impl Context<'_> {
         bound: f64,
         deadline: Instant,
     ) -> Result<Vec<usize>> {
+        self.sweep(layers, |first, span| {
+            if Instant::now() >= deadline || self.lp_value(o, &sub, d) <= bound + 1e-9 {
+                return Ok(None);
+            }
+            let window = layer_window(full, &sub, first, span, layers);
+            if window.iter().all(|(a, b)| a == b) {
+                return Ok(Some(false));
+            }
+            let keep = self.local_bounds(o, bounds, &sub);
+            let m = self.model(layers, o, &keep, d, &window, Scope::Local, Erasures::Free);
+            let warm = self.point(&m, &sub);
+            let before: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
+            let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
+            let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else { return Ok(Some(false)) };
+            let candidate = self.read(&m, &out.values);
+            let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+            let better = after < before - 1e-9 && self.acceptable(o, bounds, &candidate, &sub, d, layers);
+            if better {
+                sub = candidate;
+            }
+            Ok(Some(better))
+        })?;
+        Ok(sub)
+    }
+
+    /// Sweeps windows of consecutive layers over the model: `step(first,
+    /// span)` tries the window of `span` layers from `first` and says whether
+    /// it changed the allocation (None: stop). Windows of about
+    /// `WINDOW_BLOCKS` blocks slide by half their length; a sweep that
+    /// changes nothing doubles their length, up to the whole model, where a
+    /// sweep that changes nothing ends the search.
+    fn sweep(&self, layers: usize, mut step: impl FnMut(usize, usize) -> Result<Option<bool>>) -> Result<()> {
         let per_layer = self.blocks.len().div_ceil(layers).max(1);
         let mut span = (WINDOW_BLOCKS / per_layer).clamp(2, layers.max(2));
         loop {
@@ -335,24 +367,9 @@ impl Context<'_> {
             let stride = (span / 2).max(1);
             let mut first = 0;
             while first < layers {
-                if Instant::now() >= deadline || self.lp_value(o, &sub, d) <= bound + 1e-9 {
-                    return Ok(sub);
-                }
-                let window = layer_window(full, &sub, first, span, layers);
-                if window.iter().any(|(a, b)| a < b) {
-                    let keep = self.local_bounds(o, bounds, &sub);
-                    let m = self.model(layers, o, &keep, d, &window, Scope::Local, Erasures::Free);
-                    let warm = self.point(&m, &sub);
-                    let before: f64 = m.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
-                    let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
-                    if let Some(out) = m.lp.solve_within(Some(&warm), seconds)? {
-                        let candidate = self.read(&m, &out.values);
-                        let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
-                        if after < before - 1e-9 && self.acceptable(o, bounds, &candidate, &sub, d, layers) {
-                            sub = candidate;
-                            changed = true;
-                        }
-                    }
+                match step(first, span)? {
+                    None => return Ok(()),
+                    Some(c) => changed |= c,
                 }
                 if first + span >= layers {
                     break;
@@ -361,7 +378,7 @@ impl Context<'_> {
             }
             if !changed {
                 if span >= layers {
-                    return Ok(sub);
+                    return Ok(());
                 }
                 span = (span * 2).min(layers);
             }
@@ -373,7 +390,8 @@ impl Context<'_> {
     /// `Scope::Global`, so the objective is the whole model's priced value),
     /// warm-started from the allocation and its erasure `schedule`. A
     /// window's solution replaces both when it lowers the priced value.
-    /// Sweeps as [`Context::improve`] does, until `bound` or the deadline.
+    /// Sweeps as [`Context::improve`] does (`sweep`), until `bound` or the
+    /// deadline.
     #[allow(clippy::too_many_arguments)]
     fn improve_priced(
         &self,
@@ -388,46 +406,31 @@ impl Context<'_> {
         bound: f64,
         deadline: Instant,
     ) -> Result<(Vec<usize>, BTreeMap<Dir, usize>, f64)> {
-        let per_layer = self.blocks.len().div_ceil(layers).max(1);
-        let mut span = (WINDOW_BLOCKS / per_layer).clamp(2, layers.max(2));
         let erasures = Erasures::Priced { within: SCHEDULE_LAYERS };
-        loop {
-            let mut changed = false;
-            let stride = (span / 2).max(1);
-            let mut first = 0;
-            while first < layers {
-                if Instant::now() >= deadline || value <= bound + 1e-9 {
-                    return Ok((sub, schedule, value));
-                }
-                let window = layer_window(full, &sub, first, span, layers);
-                if window.iter().any(|(a, b)| a < b) {
-                    let m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
-                    let warm = self.point_with(&m, &sub, Some(&schedule));
-                    let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
-                    if let Some(out) = m.lp.solve_within(Some(&warm), seconds)? {
-                        let candidate = self.read(&m, &out.values);
-                        let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
-                        let keeps = bounds.iter().all(|(b, v)| self.lp_value(*b, &candidate, d) <= v + 1e-9);
-                        if after < value - 1e-9 && super::ilp::validate(self.blocks, &candidate, layers) && keeps {
-                            sub = candidate;
-                            schedule = self.read_erasures(&m, &out.values);
-                            value = after;
-                            changed = true;
-                        }
-                    }
-                }
-                if first + span >= layers {
-                    break;
-                }
-                first += stride;
+        self.sweep(layers, |first, span| {
+            if Instant::now() >= deadline || value <= bound + 1e-9 {
+                return Ok(None);
             }
-            if !changed {
-                if span >= layers {
-                    return Ok((sub, schedule, value));
-                }
-                span = (span * 2).min(layers);
+            let window = layer_window(full, &sub, first, span, layers);
+            if window.iter().all(|(a, b)| a == b) {
+                return Ok(Some(false));
             }
-        }
+            let m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
+            let warm = self.point_with(&m, &sub, Some(&schedule));
+            let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
+            let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else { return Ok(Some(false)) };
+            let candidate = self.read(&m, &out.values);
+            let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+            let keeps = bounds.iter().all(|(b, v)| self.lp_value(*b, &candidate, d) <= v + 1e-9);
+            let better = after < value - 1e-9 && super::ilp::validate(self.blocks, &candidate, layers) && keeps;
+            if better {
+                sub = candidate;
+                schedule = self.read_erasures(&m, &out.values);
+                value = after;
+            }
+            Ok(Some(better))
+        })?;
+        Ok((sub, schedule, value))
     }
 
     /// What a window must keep: no peak above the allocation's, for the
