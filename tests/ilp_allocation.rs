@@ -156,8 +156,9 @@ fn generated_programs_load_at_the_requested_size() {
 
 /// A program too large for the whole model to be proven in the time given:
 /// its allocation comes from the LP bound and the window search
-/// (solver-models/layer_allocation.md, "Large programs"), and the model it
-/// gives is exact on every input.
+/// (solver-models/layer_allocation.md, "Large programs"), its erasures from
+/// the schedule and the priced windows (residual_sharing.md, "Pricing
+/// erasures"), and the model it gives is exact on every input.
 #[test]
 fn allocations_from_the_window_search_verify_exhaustively() {
     use tracr_opt::VerifyOptions;
@@ -169,6 +170,8 @@ fn allocations_from_the_window_search_verify_exhaustively() {
     let info = c.allocation.info.as_ref().unwrap();
     assert!(!info.optimal, "{info:?}");
     assert_eq!(info.gaps.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(), ["width", "params"], "{info:?}");
+    let erase = c.allocation.erase.as_ref().expect("the ILP scheduled the erasures");
+    assert!(erase.len() > 100, "{} directions scheduled", erase.len());
     let r = c.verify(&VerifyOptions::default()).unwrap();
     assert!(r.exhaustive && r.ok() && r.inputs == 3905, "{r:?}");
 }
