@@ -336,9 +336,9 @@ impl Context<'_> {
                 }
             }
         }
-        let priced: Vec<bool> = (0..self.residual.len()).map(|g| m.erased.iter().any(|(h, _, _)| *h == g)).collect();
         for (gi, g) in self.residual.iter().enumerate() {
-            if priced[gi] {
+            // a group with erasure variables is priced
+            if erased[gi].iter().any(Option::is_some) {
                 self.occupied_rows(m, gi, &erased[gi], &mut at);
                 continue;
             }
