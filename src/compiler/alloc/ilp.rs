@@ -399,6 +399,27 @@ pub(super) struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
+    /// What every stage model of `lowered`'s blocks needs.
+    pub(super) fn new(lowered: &'a Lowered, costs: &Costs) -> Context<'a> {
+        let blocks = &lowered.blocks;
+        let mut succs = vec![Vec::new(); blocks.len()];
+        for (b, block) in blocks.iter().enumerate() {
+            for a in &block.after {
+                succs[*a].push(b);
+            }
+        }
+        let uses = crate::compiler::residual::uses(lowered);
+        Context {
+            blocks,
+            early: asap(blocks),
+            groups: symmetric_groups(blocks, &succs),
+            costs: *costs,
+            residual: groups_of_directions(&uses, blocks, &crate::compiler::residual::eraser_neurons(lowered)),
+            width_floor: width_floor(&uses, blocks),
+            share: share_groups(blocks, costs.share_heads),
+        }
+    }
+
     /// The d_model an allocation gives.
     pub(super) fn d_model(&self, sub: &[usize]) -> f64 {
         if self.costs.shared {
@@ -488,20 +509,9 @@ impl Allocator for Ilp {
         if blocks.is_empty() {
             return Ok(Allocation { sublayer: vec![], info: Some(SolveInfo::trivial()), erase: None });
         }
-        let mut succs = vec![Vec::new(); blocks.len()];
-        for (b, block) in blocks.iter().enumerate() {
-            for a in &block.after {
-                succs[*a].push(b);
-            }
-        }
-        let early = asap(blocks);
-        let groups = symmetric_groups(blocks, &succs);
-        let uses = crate::compiler::residual::uses(lowered);
-        let residual = groups_of_directions(&uses, blocks, &crate::compiler::residual::eraser_neurons(lowered));
-        let width_floor = width_floor(&uses, blocks);
-        let share = share_groups(blocks, costs.share_heads);
-        let cx = Context { blocks, early: early.clone(), groups, costs: *costs, residual, width_floor, share };
-        let floor_costs = if costs.shared { costs.with_d_model(width_floor as f64) } else { *costs };
+        let cx = Context::new(lowered, costs);
+        let early = cx.early.clone();
+        let floor_costs = if costs.shared { costs.with_d_model(cx.width_floor as f64) } else { *costs };
         let min_layers = early.iter().map(|t| t / 2 + 1).max().unwrap_or(1);
         let mut objectives = self.objectives.clone();
         if !objectives.contains(&Objective::Layers) {

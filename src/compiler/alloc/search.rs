@@ -91,6 +91,8 @@ impl Context<'_> {
         let mut emit_lp = emit_lp;
         if priced {
             let m = self.model(layers, o, bounds, d, &full, Scope::Global, Erasures::Priced { within: usize::MAX });
+            // the variables' own bounds: H's interval bound, M's erasure floor
+            priced_bound = m.lp.objective.iter().map(|(i, c)| m.lp.vars[*i].lo * c).sum::<f64>() - 1e-9;
             if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
                 if let Some(path) = emit_lp.take() {
                     crate::files::write_atomic(path, m.lp.to_lp_text().as_bytes())?;
@@ -118,7 +120,8 @@ impl Context<'_> {
                 // by under 1 % there for two more LPs.)
                 if let Some(out) = m.lp.relaxed().solve_within(None, left() / 4.0)? {
                     if out.optimal {
-                        priced_bound = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum::<f64>() - 1e-9;
+                        let relaxed = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum::<f64>() - 1e-9;
+                        priced_bound = priced_bound.max(relaxed);
                     }
                 }
             }

@@ -67,6 +67,19 @@ pub(super) enum Erasures {
     Priced { within: usize },
 }
 
+/// A residual group as the erasure floor sees it.
+#[derive(Clone, Copy)]
+struct FloorGroup {
+    /// The range of sublayers of its first write (None: embedded).
+    write: Option<(usize, usize)>,
+    /// The first layer whose MLP may erase it (None: never, the output's).
+    erase: Option<usize>,
+    /// Neurons per erasure: 0 with a free eraser (`Group::free`).
+    cost: usize,
+    /// Its directions.
+    n: usize,
+}
+
 /// One stage's model.
 pub(super) struct StageModel {
     pub lp: Lp,
@@ -173,6 +186,12 @@ impl Context<'_> {
         let erasable: usize = match priced {
             true => self.residual.iter().filter(|g| !g.output).map(|g| g.width * g.erase_cost).sum(),
             false => 0,
+        };
+        // with erasures priced, M also carries the erasures a width of at
+        // most W forces in each interval of layers
+        let m_lo = match (priced, width_bound) {
+            (true, Some(w)) => m_lo.max(self.erasure_floor(window, layers, (w + 1e-6).floor() as usize)),
+            _ => m_lo,
         };
         let heads = lp.var("H".into(), h_lo as f64, n_attn.max(h_lo) as f64, true);
         let mlp = lp.var("M".into(), m_lo as f64, (total_width + erasable).max(m_lo) as f64, true);
@@ -385,6 +404,95 @@ impl Context<'_> {
         for (p, load) in at.into_iter().enumerate() {
             m.peak(format!("width_p{p}"), w, load, p, scope);
         }
+    }
+
+    /// A lower bound on M in a priced model whose width is at most `width`,
+    /// over the block windows `window` (solver-models/residual_sharing.md,
+    /// "The erasure floor"). In layers a..=b the MLPs hold every MLP block
+    /// whose window lies there, and the erase neurons of at least
+    /// `n − width` directions: the n directions certainly occupying a
+    /// dimension at position 2a or first written within those layers hold
+    /// `n` dimensions unless erased there, and at most `width` are left at
+    /// position 2b + 2. Directions that cannot be erased there (the
+    /// output's, or read no earlier than layer b + 1) are never among the
+    /// erased; of the others the cheapest count (a free eraser's at 0, as
+    /// if its block sat there). O(layers · (groups + blocks + layers)).
+    pub(super) fn erasure_floor(&self, window: &[(usize, usize)], layers: usize, width: usize) -> usize {
+        let groups: Vec<FloorGroup> = self
+            .residual
+            .iter()
+            .filter(|g| g.output || !g.readers.is_empty())
+            .filter(|g| g.embedded || !g.writers.is_empty())
+            .map(|g| {
+                let write = (!g.embedded).then(|| {
+                    (
+                        g.writers.iter().map(|w| window[*w].0).min().unwrap_or(0),
+                        g.writers.iter().map(|w| window[*w].1).min().unwrap_or(0),
+                    )
+                });
+                let erase = (!g.output).then(|| g.readers.iter().map(|r| window[*r].0 / 2).max().unwrap_or(0));
+                let cost = if g.free.is_empty() { g.erase_cost } else { 0 };
+                FloorGroup { write, erase, cost, n: g.width }
+            })
+            .collect();
+        let mut best = 0;
+        for a in 0..layers {
+            // per last layer b: changes to the kept count (cannot be erased
+            // in a..=b), to the erasable counts by cost, and to the MLP load
+            let mut kept = vec![0isize; layers + 1];
+            let mut erasable = vec![[0isize; 3]; layers + 1];
+            let mut load = vec![0usize; layers];
+            for &FloorGroup { write, erase, cost, n } in &groups {
+                // from which b the group counts: occupied at 2a, or written in a..=b
+                let from = match write {
+                    None => a,
+                    Some((_, hi)) if hi < 2 * a => a,
+                    Some((lo, hi)) if lo >= 2 * a => a.max(hi / 2),
+                    Some(_) => continue,
+                };
+                match erase {
+                    // erased before layer a: not surely occupied at 2a
+                    Some(e) if e < a && from == a && write.is_none_or(|(_, hi)| hi < 2 * a) => continue,
+                    Some(e) => {
+                        let at = from.max(e);
+                        if at >= layers {
+                            kept[from] += n as isize;
+                            continue;
+                        }
+                        kept[from] += n as isize;
+                        kept[at] -= n as isize;
+                        erasable[at][cost] += n as isize;
+                    }
+                    None => kept[from] += n as isize,
+                }
+            }
+            for (b, block) in self.blocks.iter().enumerate() {
+                if block.kind() == BlockKind::Mlp && window[b].0 >= 2 * a {
+                    load[window[b].1 / 2] += block.width();
+                }
+            }
+            let (mut k, mut c, mut units) = (0isize, [0isize; 3], 0usize);
+            for b in a..layers {
+                k += kept[b];
+                for (x, d) in c.iter_mut().zip(erasable[b]) {
+                    *x += d;
+                }
+                units += load[b];
+                let n = k + c.iter().sum::<isize>();
+                let mut need = (n - width as isize).max(0);
+                if k > width as isize {
+                    continue; // more kept than the width holds: no such allocation
+                }
+                let mut neurons = 0;
+                for (cost, have) in c.iter().enumerate() {
+                    let take = need.min(*have);
+                    neurons += take as usize * cost;
+                    need -= take;
+                }
+                best = best.max((units + neurons).div_ceil(b - a + 1));
+            }
+        }
+        best
     }
 
     /// Priced erasures of every group that dies (not the output's): integer
@@ -719,5 +827,65 @@ pub(super) fn parity(b: &Block) -> usize {
     match b.kind() {
         BlockKind::Attn => 0,
         BlockKind::Mlp => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ilp::{alap, interval_bounds, Context, Costs, Objective};
+    use super::{Erasures, Scope};
+    use crate::compiler::lower::{lower, LowerOptions, OutputDecoder};
+    use crate::compiler::residual::uses;
+    use crate::library::random::random_program_text;
+    use crate::rasp::valueset::{infer, tabulate};
+    use crate::rasp::Program;
+
+    /// The erasure floor is a true lower bound: on generated programs, the
+    /// priced MLP model at the least width, solved to optimality with M's
+    /// floor taken off (the interval bound left), never ends below it. And
+    /// it is not vacuous: on some of them it is above the interval bound.
+    #[test]
+    fn the_erasure_floor_is_below_every_priced_optimum() {
+        let (mut checked, mut above_interval) = (0, 0);
+        for (n, seed) in (1..=8).map(|s| (10, s)).chain((1..=6).map(|s| (20, s))) {
+            let program = Program::from_rasp("random.rasp", &random_program_text(n, seed)).unwrap();
+            let settings = program.settings.clone().unwrap();
+            let vs = infer(&program, &settings.vocab, settings.max_seq_len).unwrap();
+            let program = tabulate(&program, &vs).unwrap();
+            let opts = LowerOptions { embed_maps: false, rule_tables: false, live_steps_only: true };
+            let lowered = lower(&program, &vs, &settings, &opts).unwrap();
+            let out = match &lowered.output {
+                OutputDecoder::Categorical(v) => v.len().max(1),
+                OutputDecoder::Numerical(_) => 1,
+            };
+            let u = uses(&lowered);
+            let costs =
+                Costs::from_lowered(&lowered, &u, settings.vocab.len() + 2, settings.max_seq_len + 1, out, true, true);
+            let cx = Context::new(&lowered, &costs);
+            let layers = cx.early.iter().map(|t| t / 2 + 1).max().unwrap();
+            let full: Vec<(usize, usize)> = cx.early.iter().copied().zip(alap(cx.blocks, layers)).collect();
+            // the least width at the least layers
+            let wm = cx.model(layers, Objective::Width, &[], costs.d_model, &full, Scope::Global, Erasures::Free);
+            let Some(w) = wm.lp.solve_within(None, 20.0).unwrap().filter(|o| o.optimal) else { continue };
+            let width = w.values[wm.width.unwrap()].round();
+            let bounds = [(Objective::Width, width)];
+            let priced = Erasures::Priced { within: usize::MAX };
+            let mut m = cx.model(layers, Objective::Mlp, &bounds, width, &full, Scope::Global, priced);
+            let floor = cx.erasure_floor(&full, layers, width as usize);
+            let interval = interval_bounds(cx.blocks, &cx.share, &cx.early, layers).1;
+            // the model carries the floor; solve without it
+            assert_eq!(m.lp.vars[m.mlp].lo, floor.max(interval) as f64);
+            m.lp.vars[m.mlp].lo = interval as f64;
+            let Some(o) = m.lp.solve_within(None, 20.0).unwrap().filter(|o| o.optimal) else { continue };
+            let least = o.values[m.mlp].round() as usize;
+            assert!(
+                floor <= least,
+                "random{n}_{seed}: erasure floor {floor} above the priced optimum {least} at width {width}"
+            );
+            checked += 1;
+            above_interval += (floor > interval) as usize;
+        }
+        assert!(checked >= 10, "only {checked} programs solved to optimality");
+        assert!(above_interval > 0, "the floor never rose above the interval bound");
     }
 }
