@@ -90,7 +90,15 @@ impl Context<'_> {
         let mut priced_bound = f64::NEG_INFINITY;
         let mut emit_lp = emit_lp;
         if priced {
-            let m = self.model(layers, o, bounds, d, &full, Scope::Global, Erasures::Priced { within: usize::MAX });
+            let m = self.model(
+                layers,
+                o,
+                bounds,
+                d,
+                &full,
+                Scope::Global,
+                Erasures::Priced { within: usize::MAX, keep: None },
+            );
             // the variables' own bounds: H's interval bound, M's erasure floor
             priced_bound = m.lp.objective.iter().map(|(i, c)| m.lp.vars[*i].lo * c).sum::<f64>() - 1e-9;
             if m.lp.vars.len() <= FULL_MODEL_VARIABLES {
@@ -165,7 +173,7 @@ impl Context<'_> {
         deadline: Instant,
     ) -> Result<Option<(f64, BTreeMap<Dir, usize>)>> {
         let pinned: Vec<(usize, usize)> = sub.iter().map(|s| (*s, *s)).collect();
-        let erasures = Erasures::Priced { within: SCHEDULE_LAYERS };
+        let erasures = Erasures::Priced { within: SCHEDULE_LAYERS, keep: None };
         // no wider than this allocation's held peak (what the layout reaches)
         let width = self.width(sub) as f64;
         let bounds: Vec<(Objective, f64)> =
@@ -409,7 +417,6 @@ impl Context<'_> {
         bound: f64,
         deadline: Instant,
     ) -> Result<(Vec<usize>, BTreeMap<Dir, usize>, f64)> {
-        let erasures = Erasures::Priced { within: SCHEDULE_LAYERS };
         self.sweep(layers, |first, span| {
             if Instant::now() >= deadline || value <= bound + 1e-9 {
                 return Ok(None);
@@ -418,18 +425,29 @@ impl Context<'_> {
             if window.iter().all(|(a, b)| a == b) {
                 return Ok(Some(false));
             }
-            let m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
-            let warm = self.point_with(&m, &sub, Some(&schedule));
+            // the erasures of groups away from the window stay as scheduled
+            let erasures = Erasures::Priced { within: SCHEDULE_LAYERS, keep: Some(&schedule) };
+            let mut m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
+            // the window's own widest MLP, at a weight below one unit of M
+            let here = first..(first + span).min(layers);
+            let unit = m.lp.objective.iter().find(|(v, _)| *v == m.mlp).map_or(0.0, |(_, c)| *c);
+            let mut warm = self.point_with(&m, &sub, Some(&schedule));
+            let local_before = m.mlp_load(here.clone(), &warm);
+            let weight = unit / (2.0 * (warm[m.mlp] + 1.0));
+            let p = m.local_mlp_peak(here.clone(), weight);
+            warm.push(local_before);
             let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
             let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else { return Ok(Some(false)) };
             let candidate = self.read(&m, &out.values);
-            let after: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+            let after: f64 = m.lp.objective.iter().filter(|(i, _)| *i != p).map(|(i, c)| out.values[*i] * c).sum();
+            let local_after = m.mlp_load(here, &out.values);
             let keeps = bounds.iter().all(|(b, v)| self.lp_value(*b, &candidate, d) <= v + 1e-9);
-            let better = after < value - 1e-9 && super::ilp::validate(self.blocks, &candidate, layers) && keeps;
+            let lower = after < value - 1e-9 || (after <= value + 1e-9 && local_after < local_before - 0.5);
+            let better = lower && super::ilp::validate(self.blocks, &candidate, layers) && keeps;
             if better {
                 sub = candidate;
                 schedule = self.read_erasures(&m, &out.values);
-                value = after;
+                value = after.min(value);
             }
             Ok(Some(better))
         })?;
@@ -476,7 +494,7 @@ impl Context<'_> {
 /// Block windows for a window search over layers `first..first + span`:
 /// a block placed there may move within those layers (inside its own
 /// window `full`), every other block stays where it is.
-fn layer_window(
+pub(super) fn layer_window(
     full: &[(usize, usize)],
     sub: &[usize],
     first: usize,

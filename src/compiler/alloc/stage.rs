@@ -13,7 +13,8 @@
 
 use super::ilp::{Context, Objective};
 use super::lp::{Cmp, Lp};
-use crate::compiler::craft::{Block, BlockKind};
+use crate::compiler::craft::{Block, BlockKind, Dir};
+use std::collections::BTreeMap;
 
 /// "Block b at sublayer s or earlier", as the model sees it.
 #[derive(Clone, Copy, Debug)]
@@ -57,14 +58,18 @@ pub(super) enum Scope {
 
 /// How a stage's model treats the erasures residual sharing needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Erasures {
+pub(super) enum Erasures<'s> {
     /// A dying direction is erased by the MLP of its last reader's layer, at
     /// no cost: exact for the width, and what the width stage solves.
     Free,
     /// Erasures are decisions that cost MLP neurons (the stages after the
     /// width), each at most `within` layers after the last layer its last
-    /// readers' windows reach (`usize::MAX`: anywhere).
-    Priced { within: usize },
+    /// readers' windows reach (`usize::MAX`: anywhere). With `keep` (a
+    /// window search's schedule), a group whose blocks are all pinned and
+    /// that the schedule erases outside the layers the free blocks span
+    /// keeps those erasures, as constants: a window's model then carries
+    /// the erasure variables of the groups near it only.
+    Priced { within: usize, keep: Option<&'s BTreeMap<Dir, usize>> },
 }
 
 /// A residual group as the erasure floor sees it.
@@ -106,9 +111,17 @@ pub(super) struct StageModel {
     /// (group, position, variable): directions of a priced group that hold
     /// their dimension at that position.
     occupied: Vec<(usize, usize, usize)>,
+    /// Priced groups whose erasures are kept (`Erasures::Priced::keep`):
+    /// (group, directions erased by the MLP of each layer or an earlier one).
+    kept: Vec<(usize, Vec<f64>)>,
+    /// Their erasures, as kept.
+    kept_schedule: Vec<(Dir, usize)>,
     /// Rows bounding H, M and W: (the variable, the load, the position:
     /// a sublayer for H and M, a stream position for W).
     pub peaks: Vec<(usize, Affine, usize)>,
+    /// Rows of H, M and W whose every term is fixed: (the variable, the
+    /// load, the position), as in `peaks`.
+    fixed_peaks: Vec<(usize, f64, usize)>,
     /// The constraint index of each peak row.
     peak_rows: Vec<usize>,
 }
@@ -152,7 +165,7 @@ impl Context<'_> {
         d: f64,
         window: &[(usize, usize)],
         scope: Scope,
-        erasures: Erasures,
+        erasures: Erasures<'_>,
     ) -> StageModel {
         let blocks = self.blocks;
         let mut lp = Lp {
@@ -177,9 +190,9 @@ impl Context<'_> {
         let (h_lo, m_lo) = (h_lo.max(least), m_lo.max(least));
         let width_bound = bounds.iter().find(|(o, _)| *o == Objective::Width).map(|(_, v)| *v);
         let with_width = objective == Objective::Width || width_bound.is_some();
-        let within = match erasures {
-            Erasures::Priced { within } if with_width && scope == Scope::Global => Some(within),
-            _ => None,
+        let (within, keep) = match erasures {
+            Erasures::Priced { within, keep } if with_width && scope == Scope::Global => (Some(within), keep),
+            _ => (None, None),
         };
         let priced = within.is_some();
         // erase neurons, when priced, widen MLPs up to one or two per direction
@@ -221,8 +234,11 @@ impl Context<'_> {
             erased: vec![],
             free: vec![],
             occupied: vec![],
+            kept: vec![],
+            kept_schedule: vec![],
             merged: vec![],
             peaks: vec![],
+            fixed_peaks: vec![],
             peak_rows: vec![],
         };
         // precedence: b at or before t needs a before t
@@ -253,7 +269,7 @@ impl Context<'_> {
                 }
             }
         }
-        let erase_neurons = within.map_or_else(Vec::new, |within| self.erasure_rows(&mut m, layers, within));
+        let erase_neurons = within.map_or_else(Vec::new, |within| self.erasure_rows(&mut m, layers, within, keep));
         // capacities: heads per attention sublayer (heads that share a
         // pattern once), hidden units per MLP sublayer (erase neurons included
         // when priced)
@@ -355,7 +371,19 @@ impl Context<'_> {
                 }
             }
         }
+        let kept = std::mem::take(&mut m.kept);
         for (gi, g) in self.residual.iter().enumerate() {
+            // a priced group whose erasures are kept: every term is constant
+            if let Some((_, by)) = kept.iter().find(|(k, _)| *k == gi) {
+                for (p, load) in at.iter_mut().enumerate() {
+                    let present =
+                        g.embedded || g.writers.iter().any(|a| matches!(m.step(*a, p as isize - 1), Step::Yes));
+                    if present {
+                        load.constant += g.width as f64 - (p / 2).checked_sub(1).map_or(0.0, |l| by[l]);
+                    }
+                }
+                continue;
+            }
             // a group with erasure variables is priced
             if erased[gi].iter().any(Option::is_some) {
                 self.occupied_rows(m, gi, &erased[gi], &mut at);
@@ -401,6 +429,7 @@ impl Context<'_> {
                 load.terms.push((v, g.width as f64));
             }
         }
+        m.kept = kept;
         for (p, load) in at.into_iter().enumerate() {
             m.peak(format!("width_p{p}"), w, load, p, scope);
         }
@@ -503,11 +532,46 @@ impl Context<'_> {
     /// `E_g_l` rises with l. Returns each layer's new erase neurons:
     /// `cost_g (E_g_l − E_g_{l−1}) − F_g_l`, where `F_g_l` ≤ the erasures in
     /// l and ≤ width_g · [a block with free erasers for g is in layer l].
-    fn erasure_rows(&self, m: &mut StageModel, layers: usize, within: usize) -> Vec<Affine> {
+    fn erasure_rows(
+        &self,
+        m: &mut StageModel,
+        layers: usize,
+        within: usize,
+        keep: Option<&BTreeMap<Dir, usize>>,
+    ) -> Vec<Affine> {
         let mut neurons = vec![Affine::default(); layers];
+        // the layers the free blocks span (a window search's window)
+        let moving: Vec<usize> = (0..self.blocks.len()).filter(|b| m.window[*b].0 < m.window[*b].1).collect();
+        let span = (
+            moving.iter().map(|b| m.window[*b].0 / 2).min().unwrap_or(usize::MAX),
+            moving.iter().map(|b| m.window[*b].1 / 2).max().unwrap_or(0),
+        );
         for (gi, g) in self.residual.iter().enumerate() {
             if g.output || g.readers.is_empty() {
                 continue;
+            }
+            if let Some(schedule) = keep {
+                let pinned = g.writers.iter().chain(&g.readers).chain(&g.free).all(|b| !moving.contains(b));
+                let at: Vec<Option<usize>> = g.dirs.iter().map(|d| schedule.get(d).copied()).collect();
+                let outside = at.iter().flatten().all(|l| *l < span.0 || *l > span.1);
+                if pinned && outside {
+                    // constants: the erase neurons of each layer (none where
+                    // a free eraser sits), and the erased count by layer
+                    let mut by = vec![0.0; layers];
+                    for (d, l) in g.dirs.iter().zip(&at) {
+                        let Some(l) = l.filter(|l| *l < layers) else { continue };
+                        by[l] += 1.0;
+                        m.kept_schedule.push((*d, l));
+                        if !g.free.iter().any(|b| m.window[*b].0 / 2 == l) {
+                            neurons[l].constant += g.erase_cost as f64;
+                        }
+                    }
+                    for l in 1..layers {
+                        by[l] += by[l - 1];
+                    }
+                    m.kept.push((gi, by));
+                    continue;
+                }
             }
             let w = g.width as f64;
             let first = g.readers.iter().map(|r| m.window[*r].0 / 2).max().unwrap_or(0);
@@ -604,12 +668,8 @@ impl Context<'_> {
 
     /// The erasures a solution of a priced model schedules: per direction,
     /// the layer whose MLP erases it (a group's directions in order).
-    pub(super) fn read_erasures(
-        &self,
-        m: &StageModel,
-        values: &[f64],
-    ) -> std::collections::BTreeMap<crate::compiler::craft::Dir, usize> {
-        let mut out = std::collections::BTreeMap::new();
+    pub(super) fn read_erasures(&self, m: &StageModel, values: &[f64]) -> BTreeMap<Dir, usize> {
+        let mut out: BTreeMap<Dir, usize> = m.kept_schedule.iter().copied().collect();
         let mut done: Vec<usize> = vec![0; self.residual.len()];
         for (g, l, v) in &m.erased {
             let by = values[*v].round().max(0.0) as usize;
@@ -634,7 +694,7 @@ impl Context<'_> {
         &self,
         m: &StageModel,
         sub: &[usize],
-        schedule: Option<&std::collections::BTreeMap<crate::compiler::craft::Dir, usize>>,
+        schedule: Option<&BTreeMap<Dir, usize>>,
     ) -> Vec<f64> {
         let mut v = vec![0.0; m.lp.vars.len()];
         for (b, vars) in m.steps.iter().enumerate() {
@@ -716,6 +776,7 @@ impl StageModel {
     /// (left out in a window search).
     fn peak(&mut self, name: String, var: usize, mut load: Affine, at: usize, scope: Scope) {
         if load.terms.is_empty() {
+            self.fixed_peaks.push((var, load.constant, at));
             if scope == Scope::Global {
                 let lo = &mut self.lp.vars[var].lo;
                 *lo = lo.max(load.constant);
@@ -728,6 +789,37 @@ impl StageModel {
         self.peak_rows.push(self.lp.constraints.len());
         load.terms.push((var, -1.0));
         constrain_le(&mut self.lp, name, load);
+    }
+
+    /// Adds a variable P at least the MLP load of every layer in `layers`,
+    /// at `weight` in the objective: a window that cannot lower the
+    /// model's widest MLP can still flatten its own layers, which a later
+    /// window (or the widest layer's own) then builds on. Returns P.
+    pub(super) fn local_mlp_peak(&mut self, layers: std::ops::Range<usize>, weight: f64) -> usize {
+        let hi = self.lp.vars[self.mlp].hi;
+        let p = self.lp.var("P".into(), 0.0, hi, false);
+        let rows: Vec<Affine> = self
+            .peaks
+            .iter()
+            .filter(|(v, _, at)| *v == self.mlp && layers.contains(&(at / 2)))
+            .map(|(_, e, _)| e.clone())
+            .collect();
+        for (k, mut e) in rows.into_iter().enumerate() {
+            e.terms.push((p, -1.0));
+            constrain_le(&mut self.lp, format!("local_mlp_{k}"), e);
+        }
+        self.lp.vars[p].lo = self.mlp_load(layers, &[]);
+        self.lp.objective.push((p, weight));
+        p
+    }
+
+    /// The widest MLP among `layers` at a point (of the fixed rows alone
+    /// when `values` is empty).
+    pub(super) fn mlp_load(&self, layers: std::ops::Range<usize>, values: &[f64]) -> f64 {
+        let fixed = self.fixed_peaks.iter().filter(|(v, _, at)| *v == self.mlp && layers.contains(&(at / 2)));
+        let open = self.peaks.iter().filter(|(v, _, at)| *v == self.mlp && layers.contains(&(at / 2)));
+        let open = open.filter(|_| !values.is_empty()).map(|(_, e, _)| e.eval(values));
+        fixed.map(|(_, c, _)| *c).chain(open).fold(0.0, f64::max)
     }
 
     /// A relaxation of the model for a bound from layers `first..=last`:
@@ -833,12 +925,43 @@ pub(super) fn parity(b: &Block) -> usize {
 #[cfg(test)]
 mod tests {
     use super::super::ilp::{alap, interval_bounds, Context, Costs, Objective};
+    use super::super::lp::Cmp;
+    use super::super::search::layer_window;
     use super::{Erasures, Scope};
-    use crate::compiler::lower::{lower, LowerOptions, OutputDecoder};
+    use crate::compiler::lower::{lower, LowerOptions, Lowered, OutputDecoder};
     use crate::compiler::residual::uses;
     use crate::library::random::random_program_text;
     use crate::rasp::valueset::{infer, tabulate};
     use crate::rasp::Program;
+
+    /// A generated program lowered as `compile` lowers it (rewrites off),
+    /// with its costs under residual and head sharing.
+    fn lowered(n: usize, seed: u64) -> (Lowered, Costs) {
+        let program = Program::from_rasp("random.rasp", &random_program_text(n, seed)).unwrap();
+        let settings = program.settings.clone().unwrap();
+        let vs = infer(&program, &settings.vocab, settings.max_seq_len).unwrap();
+        let program = tabulate(&program, &vs).unwrap();
+        let opts = LowerOptions { embed_maps: false, rule_tables: false, live_steps_only: true };
+        let lowered = lower(&program, &vs, &settings, &opts).unwrap();
+        let out = match &lowered.output {
+            OutputDecoder::Categorical(v) => v.len().max(1),
+            OutputDecoder::Numerical(_) => 1,
+        };
+        let u = uses(&lowered);
+        let costs =
+            Costs::from_lowered(&lowered, &u, settings.vocab.len() + 2, settings.max_seq_len + 1, out, true, true);
+        (lowered, costs)
+    }
+
+    /// The least layers, every block's full window, and the least width
+    /// there with an allocation that reaches it (None: not proven in time).
+    fn least_width(cx: &Context) -> Option<(usize, Vec<(usize, usize)>, f64, Vec<usize>)> {
+        let layers = cx.early.iter().map(|t| t / 2 + 1).max().unwrap();
+        let full: Vec<(usize, usize)> = cx.early.iter().copied().zip(alap(cx.blocks, layers)).collect();
+        let wm = cx.model(layers, Objective::Width, &[], cx.costs.d_model, &full, Scope::Global, Erasures::Free);
+        let w = wm.lp.solve_within(None, 20.0).unwrap().filter(|o| o.optimal)?;
+        Some((layers, full.clone(), w.values[wm.width.unwrap()].round(), cx.read(&wm, &w.values)))
+    }
 
     /// The erasure floor is a true lower bound: on generated programs, the
     /// priced MLP model at the least width, solved to optimality with M's
@@ -848,28 +971,11 @@ mod tests {
     fn the_erasure_floor_is_below_every_priced_optimum() {
         let (mut checked, mut above_interval) = (0, 0);
         for (n, seed) in (1..=8).map(|s| (10, s)).chain((1..=6).map(|s| (20, s))) {
-            let program = Program::from_rasp("random.rasp", &random_program_text(n, seed)).unwrap();
-            let settings = program.settings.clone().unwrap();
-            let vs = infer(&program, &settings.vocab, settings.max_seq_len).unwrap();
-            let program = tabulate(&program, &vs).unwrap();
-            let opts = LowerOptions { embed_maps: false, rule_tables: false, live_steps_only: true };
-            let lowered = lower(&program, &vs, &settings, &opts).unwrap();
-            let out = match &lowered.output {
-                OutputDecoder::Categorical(v) => v.len().max(1),
-                OutputDecoder::Numerical(_) => 1,
-            };
-            let u = uses(&lowered);
-            let costs =
-                Costs::from_lowered(&lowered, &u, settings.vocab.len() + 2, settings.max_seq_len + 1, out, true, true);
+            let (lowered, costs) = lowered(n, seed);
             let cx = Context::new(&lowered, &costs);
-            let layers = cx.early.iter().map(|t| t / 2 + 1).max().unwrap();
-            let full: Vec<(usize, usize)> = cx.early.iter().copied().zip(alap(cx.blocks, layers)).collect();
-            // the least width at the least layers
-            let wm = cx.model(layers, Objective::Width, &[], costs.d_model, &full, Scope::Global, Erasures::Free);
-            let Some(w) = wm.lp.solve_within(None, 20.0).unwrap().filter(|o| o.optimal) else { continue };
-            let width = w.values[wm.width.unwrap()].round();
+            let Some((layers, full, width, _)) = least_width(&cx) else { continue };
             let bounds = [(Objective::Width, width)];
-            let priced = Erasures::Priced { within: usize::MAX };
+            let priced = Erasures::Priced { within: usize::MAX, keep: None };
             let mut m = cx.model(layers, Objective::Mlp, &bounds, width, &full, Scope::Global, priced);
             let floor = cx.erasure_floor(&full, layers, width as usize);
             let interval = interval_bounds(cx.blocks, &cx.share, &cx.early, layers).1;
@@ -887,5 +993,49 @@ mod tests {
         }
         assert!(checked >= 10, "only {checked} programs solved to optimality");
         assert!(above_interval > 0, "the floor never rose above the interval bound");
+    }
+
+    /// A window model that keeps the erasures of the groups away from it
+    /// (`Erasures::Priced::keep`) prices an allocation and its schedule as
+    /// the model with every erasure variable does: at the schedule found
+    /// for an allocation, every window's warm start is feasible, has the
+    /// same value, and reads back the same schedule.
+    #[test]
+    fn kept_erasures_price_a_window_as_the_whole_schedule_does() {
+        let (mut windows, mut kept, mut freed) = (0, 0, 0);
+        for seed in 1..=6 {
+            let (lowered, costs) = lowered(20, seed);
+            let cx = Context::new(&lowered, &costs);
+            let Some((layers, full, width, sub)) = least_width(&cx) else { continue };
+            let bounds = [(Objective::Width, width)];
+            let pinned: Vec<(usize, usize)> = sub.iter().map(|s| (*s, *s)).collect();
+            let all = Erasures::Priced { within: 6, keep: None };
+            let m = cx.model(layers, Objective::Params, &bounds, width, &pinned, Scope::Global, all);
+            let out = m.lp.solve_within(Some(&cx.point(&m, &sub)), 20.0).unwrap().unwrap();
+            let value: f64 = m.lp.objective.iter().map(|(i, c)| out.values[*i] * c).sum();
+            let schedule = cx.read_erasures(&m, &out.values);
+            for first in (0..layers).step_by(2) {
+                let window = layer_window(&full, &sub, first, 3, layers);
+                let keep = Erasures::Priced { within: 6, keep: Some(&schedule) };
+                let w = cx.model(layers, Objective::Params, &bounds, width, &window, Scope::Global, keep);
+                let warm = cx.point_with(&w, &sub, Some(&schedule));
+                for c in &w.lp.constraints {
+                    let lhs: f64 = c.terms.iter().map(|(v, k)| warm[*v] * k).sum();
+                    let holds = match c.cmp {
+                        Cmp::Le => lhs <= c.rhs + 1e-6,
+                        Cmp::Eq => (lhs - c.rhs).abs() <= 1e-6,
+                    };
+                    assert!(holds, "random20_{seed}, layers {first}+3: {} broken at the schedule", c.name);
+                }
+                let here: f64 = w.lp.objective.iter().map(|(i, c)| warm[*i] * c).sum();
+                assert!((here - value).abs() < 1e-6, "random20_{seed}, layers {first}+3: {here} against {value}");
+                assert_eq!(cx.read_erasures(&w, &warm), schedule, "random20_{seed}, layers {first}+3");
+                windows += 1;
+                kept += (!w.kept.is_empty()) as usize;
+                freed += (!w.erased.is_empty()) as usize;
+            }
+        }
+        // both kinds of group occur: kept ones and ones the window re-times
+        assert!(kept >= 10 && freed >= 10, "of {windows} windows, {kept} kept erasures and {freed} freed some");
     }
 }
