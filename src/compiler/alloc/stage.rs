@@ -954,8 +954,11 @@ mod tests {
     }
 
     /// The least layers, every block's full window, and the least width
-    /// there with an allocation that reaches it (None: not proven in time).
-    fn least_width(cx: &Context) -> Option<(usize, Vec<(usize, usize)>, f64, Vec<usize>)> {
+    /// there with an allocation that reaches it.
+    type LeastWidth = (usize, Vec<(usize, usize)>, f64, Vec<usize>);
+
+    /// [`LeastWidth`] (None: not proven in time).
+    fn least_width(cx: &Context) -> Option<LeastWidth> {
         let layers = cx.early.iter().map(|t| t / 2 + 1).max().unwrap();
         let full: Vec<(usize, usize)> = cx.early.iter().copied().zip(alap(cx.blocks, layers)).collect();
         let wm = cx.model(layers, Objective::Width, &[], cx.costs.d_model, &full, Scope::Global, Erasures::Free);
