@@ -62,6 +62,12 @@ const SCHEDULE_SHARE: f64 = 0.5;
 /// Layers after the last read within which the schedule may erase (later
 /// rarely narrows an MLP, and each layer adds a variable per group).
 const SCHEDULE_LAYERS: usize = 6;
+/// Priced windows also flatten their own layers (`local_mlp_peak`) until
+/// this many window solves have been cut by time: the extra objective
+/// slows each solve, which pays at 100 and 200 s-ops (60 s runs without
+/// it: random100_3 1.25 M parameters, random200_3 6.24 M; with it 1.19 M
+/// and 6.09 M) and not at 500, where windows run out of their second.
+const FLATTEN_CUT: usize = 3;
 /// Seconds a window's solve may take.
 const WINDOW_SECONDS: f64 = 1.0;
 
@@ -397,10 +403,13 @@ impl Context<'_> {
     }
 
     /// The window search on the priced model: each window of layers frees
-    /// its blocks and every erasure variable (the rest of the model pinned,
+    /// its blocks and the erasures of the groups near it (the rest of the
+    /// model pinned, erasures elsewhere kept as `schedule` has them,
     /// `Scope::Global`, so the objective is the whole model's priced value),
     /// warm-started from the allocation and its erasure `schedule`. A
-    /// window's solution replaces both when it lowers the priced value.
+    /// window's solution replaces both when it lowers the priced value, or
+    /// keeps it and lowers the window's own widest MLP (`local_mlp_peak`:
+    /// where several layers share the widest MLP no window lowers it alone).
     /// Sweeps as [`Context::improve`] does (`sweep`), until `bound` or the
     /// deadline.
     #[allow(clippy::too_many_arguments)]
@@ -417,6 +426,8 @@ impl Context<'_> {
         bound: f64,
         deadline: Instant,
     ) -> Result<(Vec<usize>, BTreeMap<Dir, usize>, f64)> {
+        // windows whose solve was cut by time
+        let mut cut = 0;
         self.sweep(layers, |first, span| {
             if Instant::now() >= deadline || value <= bound + 1e-9 {
                 return Ok(None);
@@ -428,28 +439,40 @@ impl Context<'_> {
             // the erasures of groups away from the window stay as scheduled
             let erasures = Erasures::Priced { within: SCHEDULE_LAYERS, keep: Some(&schedule) };
             let mut m = self.model(layers, o, bounds, d, &window, Scope::Global, erasures);
-            // the window's own widest MLP, at a weight below one unit of M
-            let here = first..(first + span).min(layers);
-            let unit = m.lp.objective.iter().find(|(v, _)| *v == m.mlp).map_or(0.0, |(_, c)| *c);
             let mut warm = self.point_with(&m, &sub, Some(&schedule));
+            // the window's own widest MLP, at a weight below one unit of M,
+            // while windows finish in their time
+            let here = first..(first + span).min(layers);
             let local_before = m.mlp_load(here.clone(), &warm);
-            let weight = unit / (2.0 * (warm[m.mlp] + 1.0));
-            let p = m.local_mlp_peak(here.clone(), weight);
-            warm.push(local_before);
+            let p = (cut < FLATTEN_CUT).then(|| {
+                let unit = m.lp.objective.iter().find(|(v, _)| *v == m.mlp).map_or(0.0, |(_, c)| *c);
+                m.local_mlp_peak(here.clone(), unit / (2.0 * (warm[m.mlp] + 1.0)))
+            });
+            if p.is_some() {
+                warm.push(local_before);
+            }
             let seconds = WINDOW_SECONDS.min(deadline.saturating_duration_since(Instant::now()).as_secs_f64());
-            let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else { return Ok(Some(false)) };
+            let Some(out) = m.lp.solve_within(Some(&warm), seconds)? else {
+                cut += 1;
+                return Ok(Some(false));
+            };
+            cut += !out.optimal as usize;
             let candidate = self.read(&m, &out.values);
-            let after: f64 = m.lp.objective.iter().filter(|(i, _)| *i != p).map(|(i, c)| out.values[*i] * c).sum();
-            let local_after = m.mlp_load(here, &out.values);
+            let after: f64 =
+                m.lp.objective.iter().filter(|(i, _)| Some(*i) != p).map(|(i, c)| out.values[*i] * c).sum();
+            let flatter = p.is_some() && m.mlp_load(here, &out.values) < local_before - 0.5;
+            let lower = after < value - 1e-9 || (after <= value + 1e-9 && flatter);
             let keeps = bounds.iter().all(|(b, v)| self.lp_value(*b, &candidate, d) <= v + 1e-9);
-            let lower = after < value - 1e-9 || (after <= value + 1e-9 && local_after < local_before - 0.5);
             let better = lower && super::ilp::validate(self.blocks, &candidate, layers) && keeps;
+            let lowered = better && after < value - 1e-9;
             if better {
                 sub = candidate;
                 schedule = self.read_erasures(&m, &out.values);
                 value = after.min(value);
             }
-            Ok(Some(better))
+            // a flatter window alone is no change to the sweep: windows
+            // still grow when nothing lowers the priced value
+            Ok(Some(lowered))
         })?;
         Ok((sub, schedule, value))
     }
