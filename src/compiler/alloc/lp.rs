@@ -157,7 +157,11 @@ impl Lp {
                 let optimal = matches!(sol.status(), SolutionStatus::Optimal);
                 Ok(Some(Outcome { values, optimal }))
             }
-            Err(good_lp::ResolutionError::Other(msg)) if msg.contains("Time limit") => Ok(None),
+            // microlp's time limit; HiGHS stopped by a limit before any
+            // feasible point (it can reject a warm start on its tolerances)
+            Err(good_lp::ResolutionError::Other(msg)) if msg.contains("Time limit") || msg == "NoSolutionFound" => {
+                Ok(None)
+            }
             Err(e) => Err(Error::internal(format!("the ILP solver ({SOLVER}) failed: {e}"))),
         }
     }
